@@ -1,0 +1,350 @@
+// Package flock provides a file lock that behaves like [sync.RWMutex]
+// between the goroutines of one process and between processes.
+//
+// An [RWMutex] is a handle on a lock file. It may be shared by any number of
+// goroutines, exactly like a sync.RWMutex: one writer or any number of
+// readers hold it at a time, whichever process and whichever handle they
+// use. Handles opened on the same file through different paths, symbolic
+// links or hard links exclude each other, because the package keys its
+// in-process state by file identity (device and inode), never by path.
+//
+// Operating-system file locks know nothing about goroutines: flock(2) locks
+// belong to an open file, POSIX fcntl locks to a whole process, and Windows
+// locks to a handle. This package puts an in-process, first-in-first-out
+// reader/writer gate in front of a single OS lock per file per process: all
+// readers of the process share one OS shared lock, and a writer takes the OS
+// exclusive lock only once it holds the in-process gate. Other processes
+// (including flock(1) and other languages' flock-based locks on the same
+// file) see an ordinary file lock.
+//
+// Waits can be cancelled: [RWMutex.LockContext] waits in the kernel, so a
+// release by another process is seen at once, yet it returns as soon as its
+// context ends, holding nothing.
+//
+// # Platforms
+//
+// Linux, Android, macOS, iOS, the BSDs and illumos use flock(2); AIX and
+// Solaris use fcntl(2) record locks over the whole file; Windows uses
+// LockFileEx on one byte far past any data, so that the mandatory Windows
+// lock never blocks reading or writing the file's content. On js, wasip1
+// and plan9 [Open] returns an error for which errors.Is(err,
+// errors.ErrUnsupported) holds.
+//
+// On fcntl platforms, closing any descriptor of the lock file anywhere in
+// the process releases the process's lock on it: do not open the lock file
+// with other APIs there; read and write it through [RWMutex.File].
+package flock
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrLocked is returned (wrapped in an *fs.PathError) by [RWMutex.Close]
+// when a lock taken through the handle is still held or being acquired.
+var ErrLocked = errors.New("lock is held or being acquired through this handle")
+
+// An Option changes how [Open] opens a lock file or how the handle behaves.
+type Option func(*config)
+
+type config struct {
+	perm         fs.FileMode
+	noFollow     bool
+	noCreate     bool
+	syncOnUnlock bool
+}
+
+// WithPerm sets the permission bits used when Open creates the lock file.
+// The default is 0666, as os.Create and flock(1) use; the process umask
+// applies in both cases. An existing file's permissions are never changed.
+func WithPerm(perm fs.FileMode) Option {
+	return func(c *config) { c.perm = perm.Perm() }
+}
+
+// NoFollow makes Open fail if the final element of the path is a symbolic
+// link, instead of locking the file the link points to.
+func NoFollow() Option {
+	return func(c *config) { c.noFollow = true }
+}
+
+// NoCreate makes Open fail with an error satisfying errors.Is(err,
+// fs.ErrNotExist) if the lock file does not exist, instead of creating it.
+func NoCreate() Option {
+	return func(c *config) { c.noCreate = true }
+}
+
+// SyncOnUnlock makes [RWMutex.Unlock] flush the file to stable storage
+// (fsync) before it releases the exclusive lock, so that a writer's content
+// is durable before another process can see the lock free. Use it on network
+// file systems or when the content written under the lock must survive a
+// crash. Unlock cannot return an error; the first error from the flush is
+// kept and returned by [RWMutex.Close].
+func SyncOnUnlock() Option {
+	return func(c *config) { c.syncOnUnlock = true }
+}
+
+// An RWMutex is a handle on a lock file that behaves like a sync.RWMutex
+// shared by every goroutine and every process that locks the same file.
+//
+// A handle may be used by any number of goroutines. As with sync.RWMutex, a
+// lock is not associated with a goroutine: one goroutine may lock and
+// another unlock. Locks are counted per handle: Unlock and RUnlock release a
+// lock taken through the same handle, and panic if the handle holds none.
+//
+// Once a writer is waiting, new readers of this process queue behind it, so
+// writers are not starved by the process's own readers; across processes the
+// OS decides the order.
+//
+// An RWMutex must not be copied after first use. A handle is released with
+// Close; the lock file itself is never removed.
+type RWMutex struct {
+	e            *entry
+	path         string
+	syncOnUnlock bool
+
+	// users counts the goroutines holding a lock through this handle or
+	// acquiring one, plus closedBit once Close has succeeded. Close succeeds
+	// only from zero, so no goroutine is ever inside e after its handle let
+	// it go.
+	users atomic.Int64
+	// readers and writer count the locks held through this handle, so that
+	// unlocking what the handle does not hold panics as sync does.
+	readers atomic.Int64
+	writer  atomic.Bool
+
+	syncErrOnce sync.Once
+	syncErr     error
+}
+
+const closedBit = 1 << 62
+
+// Open opens the lock file at path, creating it (mode 0666 before the umask,
+// or WithPerm) if it does not exist, and returns a handle on it. No lock is
+// taken. Every error that the file system can give for the path (missing
+// parent directory, no permission, not a regular file) is reported here, as
+// an *fs.PathError naming the path.
+//
+// The file is opened for reading and writing if the caller may, else for
+// reading only: a read-only file or file system can still be locked, as
+// flock(1) allows (on fcntl platforms only shared locks are possible then).
+// It is opened close-on-exec, never truncated and never written unless the
+// caller writes through File. A directory can be locked as flock(1) does,
+// where the OS allows it (flock(2) platforms). Devices, FIFOs and sockets
+// are refused.
+//
+// If the file system does not support locking, the error satisfies
+// errors.Is(err, errors.ErrUnsupported); it is reported here when the OS says
+// so at open, else by the first lock attempt.
+func Open(path string, opts ...Option) (*RWMutex, error) {
+	c := config{perm: 0o666}
+	for _, o := range opts {
+		o(&c)
+	}
+	if path == "" {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errEmptyPath}
+	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errNULPath}
+	}
+	e, err := registry.open(path, &c)
+	if err != nil {
+		return nil, err
+	}
+	return &RWMutex{e: e, path: path, syncOnUnlock: c.syncOnUnlock}, nil
+}
+
+var (
+	errEmptyPath = wrapInvalid("empty path")
+	errNULPath   = wrapInvalid("path contains a NUL byte")
+)
+
+// invalidError is an input error that also matches fs.ErrInvalid.
+type invalidError string
+
+func wrapInvalid(s string) error            { return invalidError(s) }
+func (e invalidError) Error() string        { return string(e) }
+func (e invalidError) Is(target error) bool { return target == fs.ErrInvalid }
+
+// unsupportedError is an OS error saying the file system cannot lock; it
+// matches errors.ErrUnsupported and unwraps to the OS error.
+type unsupportedError struct{ err error }
+
+func (e unsupportedError) Error() string        { return e.err.Error() + " (file locking unsupported here)" }
+func (e unsupportedError) Unwrap() error        { return e.err }
+func (e unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
+
+// Path returns the path the handle was opened with.
+func (m *RWMutex) Path() string { return m.path }
+
+// File returns the open lock file, through which the lock's holder may read
+// and write content. All handles of the process on the same file share this
+// *os.File and its offset: use ReadAt and WriteAt, or Seek under the lock.
+// The caller must not close it (Close the handle instead). File returns nil
+// after Close.
+func (m *RWMutex) File() *os.File {
+	if m.users.Load()&closedBit != 0 {
+		return nil
+	}
+	return m.e.file
+}
+
+// Lock locks m for writing, waiting as long as it takes for every other
+// holder, in this process or another, to release it.
+//
+// Lock panics if m has been closed, or if the OS fails the lock for a reason
+// other than contention (for example ENOLCK from an NFS server without a
+// lock manager): a sync.Locker cannot return an error. Use LockContext to
+// get such errors returned.
+func (m *RWMutex) Lock() {
+	if _, err := m.lock(nil, exclusive, true); err != nil {
+		panic(err)
+	}
+}
+
+// RLock locks m for reading. It waits while a writer holds the lock or, in
+// this process, waits for it. It panics in the cases Lock does.
+func (m *RWMutex) RLock() {
+	if _, err := m.lock(nil, shared, true); err != nil {
+		panic(err)
+	}
+}
+
+// LockContext locks m for writing, waiting until it can or ctx is done.
+//
+// If ctx is done before the lock is acquired, LockContext returns an error
+// wrapping ctx.Err() (so errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded holds) and holds nothing: it does not acquire
+// even if the lock is free when it is called with a ctx already done. If the
+// OS wait in the kernel outlives the call, a background goroutine of the
+// package finishes it and hands the lock to the next waiter of this process
+// or releases it the moment it is granted.
+//
+// Any other error is an *fs.PathError naming the file; after Close it wraps
+// os.ErrClosed.
+func (m *RWMutex) LockContext(ctx context.Context) error {
+	_, err := m.lock(ctx, exclusive, true)
+	return err
+}
+
+// RLockContext locks m for reading, waiting until it can or ctx is done. It
+// reports errors as LockContext does.
+func (m *RWMutex) RLockContext(ctx context.Context) error {
+	_, err := m.lock(ctx, shared, true)
+	return err
+}
+
+// TryLock tries to lock m for writing without waiting. It returns true, nil
+// if it acquired the lock, false, nil if the lock is held (or waited for) by
+// another goroutine or process, and false with an error if the attempt
+// failed for another reason.
+func (m *RWMutex) TryLock() (bool, error) {
+	return m.lock(nil, exclusive, false)
+}
+
+// TryRLock tries to lock m for reading without waiting. Like TryLock it
+// reports contention as false, nil. It fails while a writer of this process
+// waits, as sync.RWMutex.TryRLock does.
+func (m *RWMutex) TryRLock() (bool, error) {
+	return m.lock(nil, shared, false)
+}
+
+func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
+	if m.users.Add(1)&closedBit != 0 {
+		m.users.Add(-1)
+		return false, m.pathError("lock", os.ErrClosed)
+	}
+	ok, err := m.e.lock(ctx, mode, wait)
+	if !ok {
+		m.users.Add(-1)
+		if err != nil {
+			err = m.pathError("lock", err)
+		}
+		return false, err
+	}
+	if mode == shared {
+		m.readers.Add(1)
+	} else {
+		m.writer.Store(true)
+	}
+	return true, nil
+}
+
+// Unlock releases a write lock taken through m. It panics if m is not
+// locked for writing, as sync.RWMutex does, or if the OS refuses to release
+// the lock (which only happens if the file was closed behind the package's
+// back, through File). With SyncOnUnlock it first flushes the file.
+func (m *RWMutex) Unlock() {
+	if !m.writer.CompareAndSwap(true, false) {
+		panic("flock: Unlock of unlocked RWMutex " + m.path)
+	}
+	if m.syncOnUnlock {
+		if err := m.e.file.Sync(); err != nil {
+			m.syncErrOnce.Do(func() { m.syncErr = m.pathError("sync", err) })
+		}
+	}
+	err := m.e.unlock(exclusive)
+	m.users.Add(-1)
+	if err != nil {
+		panic(m.pathError("unlock", err))
+	}
+}
+
+// RUnlock releases one read lock taken through m. It panics if m holds no
+// read lock, as sync.RWMutex does, or if the OS refuses to release the lock.
+func (m *RWMutex) RUnlock() {
+	if m.readers.Add(-1) < 0 {
+		m.readers.Add(1)
+		panic("flock: RUnlock of unlocked RWMutex " + m.path)
+	}
+	err := m.e.unlock(shared)
+	m.users.Add(-1)
+	if err != nil {
+		panic(m.pathError("unlock", err))
+	}
+}
+
+// RLocker returns a sync.Locker whose Lock and Unlock call m.RLock and
+// m.RUnlock.
+func (m *RWMutex) RLocker() sync.Locker { return (*rlocker)(m) }
+
+type rlocker RWMutex
+
+func (r *rlocker) Lock()   { (*RWMutex)(r).RLock() }
+func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
+
+// Close releases the handle. It fails with an error wrapping ErrLocked, and
+// changes nothing, while a lock taken through m is held or a goroutine is
+// acquiring one through it. After Close every method fails with an error
+// wrapping os.ErrClosed (Lock and RLock panic with it). The lock file stays
+// open while other handles in the process refer to it, and is never removed.
+func (m *RWMutex) Close() error {
+	for {
+		n := m.users.Load()
+		if n&closedBit != 0 {
+			return m.pathError("close", os.ErrClosed)
+		}
+		if n != 0 {
+			return m.pathError("close", ErrLocked)
+		}
+		if m.users.CompareAndSwap(0, closedBit) {
+			break
+		}
+	}
+	err := registry.release(m.e)
+	if err != nil {
+		err = m.pathError("close", err)
+	}
+	if m.syncErr != nil {
+		err = errors.Join(m.syncErr, err)
+	}
+	return err
+}
+
+func (m *RWMutex) pathError(op string, err error) error {
+	return &fs.PathError{Op: op, Path: m.path, Err: err}
+}

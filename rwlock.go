@@ -1,0 +1,379 @@
+package flock
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// lockMode is what a lock is held for, in-process or by the OS.
+type lockMode uint8
+
+const (
+	unlocked lockMode = iota
+	shared
+	exclusive
+)
+
+// The OS backend (sys_*.go) provides, for the entry's descriptor fd:
+//
+//	lockFile(fd, mode, wait) error  // errWouldBlock if !wait and held elsewhere
+//	waitFile(fd, mode, abandon) error // blocking; errAbandoned if abandon closed first (where possible)
+//	unlockFile(fd) error
+//	statFile(path, noFollow) (fileID, error)
+//	openFile(path, *config) (*os.File, fileID, error)
+
+// errWouldBlock is the backend's report that another process holds the lock.
+var errWouldBlock = errors.New("lock held elsewhere")
+
+// registry maps file identity to the process's one entry for that file, so
+// that every handle on a file, whatever path it was opened by, shares one
+// open file, one in-process gate and one OS lock.
+var registry = registryState{entries: make(map[fileID]*entry)}
+
+type registryState struct {
+	mu      sync.Mutex
+	entries map[fileID]*entry
+}
+
+// open returns the entry for the file at path, with a reference taken for
+// the caller's handle.
+//
+// The identity is looked up by stat before anything is opened, so that no
+// second descriptor of a file the process already holds is opened and
+// closed: on fcntl platforms closing any descriptor of a file drops the
+// process's lock on it.
+func (r *registryState) open(path string, c *config) (*entry, error) {
+	id, err := statFile(path, c.noFollow)
+	switch {
+	case err == nil:
+		r.mu.Lock()
+		if e := r.entries[id]; e != nil {
+			e.refs++
+			r.mu.Unlock()
+			return e, nil
+		}
+		r.mu.Unlock()
+	case errors.Is(err, fs.ErrNotExist) && !c.noCreate:
+		// Create it below.
+	default:
+		return nil, err
+	}
+
+	f, id, err := openFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.entries[id]; e != nil {
+		// Another Open of the same file won the race. Closing f now could
+		// drop that entry's fcntl lock; keep it until the entry goes.
+		e.refs++
+		e.spares = append(e.spares, f)
+		return e, nil
+	}
+	e := &entry{id: id, file: f, fd: sysFD(f)}
+	e.refs = 1
+	e.readers.Store(-readerBias)
+	r.entries[id] = e
+	return e, nil
+}
+
+// release drops a handle's reference to e. The last reference closes the
+// file, unless an OS wait is still in the kernel on it: then the waiting
+// goroutine drops the entry when the wait ends (see entry.wait), and the
+// entry stays registered meanwhile so that a new Open of the same file finds
+// it instead of opening a second descriptor.
+func (r *registryState) release(e *entry) error {
+	r.mu.Lock()
+	e.refs--
+	r.mu.Unlock()
+	return r.drop(e)
+}
+
+// drop removes e and closes its files if no handle refers to it and no OS
+// wait is in flight on it.
+func (r *registryState) drop(e *entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.refs > 0 || e.inflight != nil || e.dead {
+		return nil
+	}
+	e.dead = true
+	delete(r.entries, e.id)
+	var errs []error
+	if e.held != unlocked {
+		// Unreachable while handles keep their lock counts; unlock
+		// explicitly anyway, since Windows releases a closed handle's
+		// locks only eventually.
+		errs = append(errs, unlockFile(e.fd))
+		e.held = unlocked
+	}
+	errs = append(errs, e.file.Close())
+	for _, f := range e.spares {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// readerBias is subtracted from entry.readers while the reader fast path is
+// closed. It is larger than any number of goroutines.
+const readerBias = 1 << 40
+
+// An entry is the process's state for one lock file: the open file, the
+// in-process reader/writer gate and the OS lock.
+//
+// The gate admits goroutines in FIFO order: a writer when nobody is
+// admitted, readers while no writer is admitted or queued ahead of them.
+// Admitted goroutines then need the OS lock in their mode; the process holds
+// at most one OS lock on the file (held), shared by all admitted readers or
+// owned by the one admitted writer, and never converts it from one mode to
+// the other in place.
+type entry struct {
+	id   fileID
+	file *os.File
+	fd   fd
+
+	// readers is the number of admitted readers, minus readerBias while the
+	// fast path is closed. The fast path is open exactly when the OS shared
+	// lock is held and nobody is queued (see setFast); then readers > 0 and a
+	// reader may join, or leave unless it is the last, with one
+	// compare-and-swap and no system call. Every other change goes through
+	// mu.
+	readers atomic.Int64
+
+	mu       sync.Mutex
+	refs     int        // handles referring to this entry; guarded by registry.mu
+	fastOpen bool       // whether readers is unbiased
+	writer   bool       // a writer is admitted
+	queue    list.List  // of *waiter, in arrival order
+	held     lockMode   // the OS lock this process holds on the file
+	inflight *osWait    // the OS wait in the kernel, if any; then held == unlocked
+	spares   []*os.File // descriptors of the same file from racing Opens
+	dead     bool       // dropped from the registry; file closed
+}
+
+type waiter struct {
+	mode  lockMode
+	ready chan struct{} // closed when the waiter is admitted
+}
+
+// admittedReaders returns the number of admitted readers. e.mu must be held.
+func (e *entry) admittedReaders() int64 {
+	n := e.readers.Load()
+	if !e.fastOpen {
+		n += readerBias
+	}
+	return n
+}
+
+// want is the OS lock that the admitted goroutines need. e.mu must be held.
+func (e *entry) want() lockMode {
+	switch {
+	case e.writer:
+		return exclusive
+	case e.admittedReaders() > 0:
+		return shared
+	}
+	return unlocked
+}
+
+// admissible reports whether a goroutine asking for mode may be admitted
+// now, ahead of nobody. e.mu must be held.
+func (e *entry) admissible(mode lockMode) bool {
+	if e.writer || e.queue.Len() > 0 {
+		return false
+	}
+	return mode == shared || e.admittedReaders() == 0
+}
+
+func (e *entry) admit(mode lockMode) {
+	if mode == shared {
+		e.readers.Add(1)
+	} else {
+		e.writer = true
+	}
+}
+
+// setFast opens or closes the reader fast path to match the state. e.mu
+// must be held.
+func (e *entry) setFast() {
+	open := e.held == shared && e.queue.Len() == 0
+	if open == e.fastOpen {
+		return
+	}
+	// Joining readers only touch readers while it is positive, which it is
+	// only while open; closing subtracts atomically, so a concurrent join
+	// either counted before or sees a negative value and comes to mu.
+	if open {
+		e.readers.Add(readerBias)
+	} else {
+		e.readers.Add(-readerBias)
+	}
+	e.fastOpen = open
+}
+
+// settle restores the invariants after the set of admitted or queued
+// goroutines changed: an OS lock nobody needs is released at once, waiters
+// that can now be admitted are, and the fast path follows. e.mu must be held.
+func (e *entry) settle() error {
+	var err error
+	if e.held != unlocked && e.held != e.want() {
+		err = unlockFile(e.fd)
+		e.held = unlocked
+	}
+	for el := e.queue.Front(); el != nil; el = e.queue.Front() {
+		w := el.Value.(*waiter)
+		if !e.admissibleFromQueue(w.mode) {
+			break
+		}
+		e.admit(w.mode)
+		e.queue.Remove(el)
+		close(w.ready)
+	}
+	e.setFast()
+	e.abandonUnwanted()
+	return err
+}
+
+func (e *entry) admissibleFromQueue(mode lockMode) bool {
+	if e.writer {
+		return false
+	}
+	return mode == shared || e.admittedReaders() == 0
+}
+
+// leave undoes the admission of a goroutine in mode. e.mu must be held.
+func (e *entry) leave(mode lockMode) error {
+	if mode == shared {
+		e.readers.Add(-1)
+	} else {
+		e.writer = false
+	}
+	return e.settle()
+}
+
+// lock acquires e in mode: first admission through the gate, then the OS
+// lock. If wait is false it gives up (false, nil) wherever it would wait. A
+// nil ctx never ends.
+func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
+	var done <-chan struct{}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		done = ctx.Done()
+	}
+	if mode == shared {
+		for n := e.readers.Load(); n > 0; n = e.readers.Load() {
+			if e.readers.CompareAndSwap(n, n+1) {
+				return true, nil
+			}
+		}
+	}
+
+	e.mu.Lock()
+	switch {
+	case e.admissible(mode):
+		e.admit(mode)
+	case !wait:
+		e.mu.Unlock()
+		return false, nil
+	default:
+		w := &waiter{mode: mode, ready: make(chan struct{})}
+		el := e.queue.PushBack(w)
+		e.setFast()
+		e.mu.Unlock()
+		select {
+		case <-w.ready:
+			e.mu.Lock()
+		case <-done:
+			e.mu.Lock()
+			select {
+			case <-w.ready:
+				// Admitted while we gave up: leave like a holder.
+				e.leave(mode)
+			default:
+				e.queue.Remove(el)
+				e.settle() // readers queued behind a writer may go now
+			}
+			e.mu.Unlock()
+			return false, ctx.Err()
+		}
+	}
+	return e.lockOS(ctx, done, mode, wait)
+}
+
+// lockOS gets the OS lock for a goroutine the gate admitted in mode. It is
+// called with e.mu held and returns with it released; on failure the
+// goroutine has left the gate.
+func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool) (bool, error) {
+	for {
+		if e.held == mode {
+			e.setFast()
+			e.mu.Unlock()
+			return true, nil
+		}
+		c := e.inflight
+		if c == nil {
+			err := lockFile(e.fd, mode, false)
+			if err == nil {
+				e.held = mode
+				continue
+			}
+			if err != errWouldBlock || !wait {
+				if err == errWouldBlock {
+					err = nil
+				}
+				e.leave(mode)
+				e.mu.Unlock()
+				return false, err
+			}
+			c = e.startWait(mode)
+		} else if !wait {
+			e.leave(mode)
+			e.mu.Unlock()
+			return false, nil
+		}
+		e.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-done:
+			// If the wait was granted meanwhile, ctx still wins, as it
+			// does in the gate: leaving releases what nobody else needs.
+			e.mu.Lock()
+			e.leave(mode)
+			e.mu.Unlock()
+			return false, ctx.Err()
+		}
+		e.mu.Lock()
+		if c.err != nil && c.mode == mode {
+			e.leave(mode)
+			e.mu.Unlock()
+			return false, c.err
+		}
+	}
+}
+
+// unlock releases a lock held in mode.
+func (e *entry) unlock(mode lockMode) error {
+	if mode == shared {
+		// Not the last reader: the OS lock stays, no system call.
+		for n := e.readers.Load(); n > 1; n = e.readers.Load() {
+			if e.readers.CompareAndSwap(n, n-1) {
+				return nil
+			}
+		}
+	}
+	e.mu.Lock()
+	err := e.leave(mode)
+	e.mu.Unlock()
+	return err
+}

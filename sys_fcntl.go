@@ -1,0 +1,92 @@
+//go:build aix || (solaris && !illumos) || (unix && flock_fcntl)
+
+package flock
+
+// The fcntl(2) backend, for AIX and Solaris, which have no flock(2). It is
+// also built on any Unix with the build tag flock_fcntl, so that its tests
+// run where flock(2) exists.
+//
+// POSIX record locks belong to the process, not the descriptor: two
+// descriptors, or two goroutines, of one process never conflict, and
+// closing any descriptor of the file releases the process's lock. The
+// in-process layer makes that safe: one descriptor per file per process,
+// never closed while it carries a lock, and one OS lock shared or owned
+// through the gate. The lock covers the whole file (start 0, length 0), as
+// lockf(3) and Python's fcntl.lockf(fd, op) do.
+
+import (
+	"errors"
+	"io/fs"
+	"math/rand"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var errReadOnly = errors.New("exclusive fcntl lock needs the file open for writing")
+
+func lockFile(fd fd, mode lockMode, wait bool) error {
+	return setlk(fd, mode, wait, nil)
+}
+
+func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {
+	return setlk(fd, mode, true, abandon)
+}
+
+func setlk(fd fd, mode lockMode, wait bool, abandon <-chan struct{}) error {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
+	if mode == exclusive {
+		lk.Type = unix.F_WRLCK
+	}
+	cmd := unix.F_SETLK
+	if wait {
+		cmd = unix.F_SETLKW
+	}
+	backoff := time.Millisecond
+	for {
+		switch err := unix.FcntlFlock(uintptr(fd), cmd, &lk); err {
+		case nil:
+			return nil
+		case unix.EINTR:
+		case unix.EAGAIN, unix.EACCES:
+			return errWouldBlock
+		case unix.EBADF:
+			if mode == exclusive {
+				return &readOnlyError{}
+			}
+			return err
+		case unix.EDEADLK:
+			// The kernel's deadlock detection treats a whole process as
+			// one owner, so in a threaded program it reports deadlocks
+			// that are not there. Back off (capped, jittered) and retry.
+			t := time.NewTimer(backoff/2 + time.Duration(rand.Int63n(int64(backoff))))
+			select {
+			case <-t.C:
+			case <-abandon:
+				t.Stop()
+				return errAbandoned
+			}
+			if backoff < 64*time.Millisecond {
+				backoff *= 2
+			}
+		default:
+			return lockError(err)
+		}
+	}
+}
+
+type readOnlyError struct{}
+
+func (*readOnlyError) Error() string { return errReadOnly.Error() }
+func (*readOnlyError) Is(target error) bool {
+	return target == fs.ErrPermission || target == errReadOnly
+}
+
+func unlockFile(fd fd) error {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 0}
+	for {
+		if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != unix.EINTR {
+			return err
+		}
+	}
+}

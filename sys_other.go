@@ -1,0 +1,30 @@
+//go:build !unix && !windows
+
+package flock
+
+// Platforms without file locks (js, wasip1, plan9): the package compiles and
+// Open fails with an error matching errors.ErrUnsupported.
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+type fd = uintptr
+
+type fileID struct{}
+
+func sysFD(f *os.File) fd { return f.Fd() }
+
+func statFile(path string, noFollow bool) (fileID, error) {
+	return fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
+}
+
+func openFile(path string, c *config) (*os.File, fileID, error) {
+	return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
+}
+
+func lockFile(fd fd, mode lockMode, wait bool) error               { return errors.ErrUnsupported }
+func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return errors.ErrUnsupported }
+func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
