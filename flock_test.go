@@ -1,0 +1,540 @@
+package flock
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func lockPath(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "lock")
+}
+
+func mustOpen(t testing.TB, path string, opts ...Option) *RWMutex {
+	t.Helper()
+	m, err := Open(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// eventually waits, bounded, for cond to hold; cond reads state that other
+// goroutines change, so it is polled rather than signalled.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// queued returns the number of goroutines queued at e's gate.
+func (e *entry) queued() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queue.Len()
+}
+
+// exclusionCheck records who is inside a critical section and counts
+// violations of "one writer, or any number of readers".
+type exclusionCheck struct {
+	writers, readers, violations, maxReaders atomic.Int64
+	plain                                    int // written only by writers: the race detector sees a broken lock
+}
+
+func (x *exclusionCheck) write() {
+	if x.writers.Add(1) != 1 || x.readers.Load() != 0 {
+		x.violations.Add(1)
+	}
+	x.plain++
+	if x.writers.Add(-1) != 0 || x.readers.Load() != 0 {
+		x.violations.Add(1)
+	}
+}
+
+func (x *exclusionCheck) read() {
+	n := x.readers.Add(1)
+	for m := x.maxReaders.Load(); n > m && !x.maxReaders.CompareAndSwap(m, n); m = x.maxReaders.Load() {
+	}
+	if x.writers.Load() != 0 {
+		x.violations.Add(1)
+	}
+	_ = x.plain
+	x.readers.Add(-1)
+}
+
+// hammer runs goroutines that take write and read locks through the handles
+// (goroutine i uses handles[i%len]) and checks exclusion.
+func hammer(t *testing.T, handles []*RWMutex, goroutines, iterations int) *exclusionCheck {
+	t.Helper()
+	var x exclusionCheck
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		m := handles[g%len(handles)]
+		g := g
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for i := 0; i < iterations; i++ {
+				switch (g + i) % 6 {
+				case 0:
+					m.Lock()
+					x.write()
+					m.Unlock()
+				case 1:
+					if err := m.LockContext(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+					x.write()
+					m.Unlock()
+				case 2:
+					if ok, err := m.TryLock(); err != nil {
+						t.Error(err)
+						return
+					} else if ok {
+						x.write()
+						m.Unlock()
+					}
+				case 3:
+					if ok, err := m.TryRLock(); err != nil {
+						t.Error(err)
+						return
+					} else if ok {
+						x.read()
+						m.RUnlock()
+					}
+				case 4:
+					if err := m.RLockContext(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+					x.read()
+					m.RUnlock()
+				default:
+					m.RLock()
+					x.read()
+					m.RUnlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if v := x.violations.Load(); v != 0 {
+		t.Errorf("%d exclusion violations", v)
+	}
+	return &x
+}
+
+// One handle shared by many goroutines excludes like sync.RWMutex (the
+// most used Go library gives no exclusion at all here).
+func TestSharedHandleExcludes(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	hammer(t, []*RWMutex{m}, 8, 2000)
+}
+
+// Handles from separate Opens of one path share one entry and exclude.
+func TestHandlesExclude(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p), mustOpen(t, p)
+	if a.e != b.e {
+		t.Fatal("two handles on one file have separate entries")
+	}
+	hammer(t, []*RWMutex{a, b}, 8, 1000)
+
+	a.Lock()
+	if ok, err := b.TryLock(); ok || err != nil {
+		t.Errorf("TryLock through another handle while locked = %v, %v; want false, nil", ok, err)
+	}
+	if ok, err := b.TryRLock(); ok || err != nil {
+		t.Errorf("TryRLock through another handle while locked = %v, %v; want false, nil", ok, err)
+	}
+	a.Unlock()
+	a.RLock()
+	if ok, err := b.TryRLock(); !ok || err != nil {
+		t.Errorf("TryRLock while read-locked = %v, %v; want true, nil", ok, err)
+	} else {
+		b.RUnlock()
+	}
+	if ok, err := b.TryLock(); ok || err != nil {
+		t.Errorf("TryLock while read-locked = %v, %v; want false, nil", ok, err)
+	}
+	a.RUnlock()
+}
+
+// A waiting writer makes new readers queue (FIFO, no writer starvation),
+// and the readers behind it go in when it is done.
+func TestWriterNotStarvedInProcess(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	m.RLock()
+	order := make(chan string, 2)
+	go func() { m.Lock(); order <- "writer"; m.Unlock() }()
+	eventually(t, "the writer queues", func() bool { return m.e.queued() == 1 })
+	if ok, err := m.TryRLock(); ok || err != nil {
+		t.Fatalf("TryRLock with a writer waiting = %v, %v; want false, nil", ok, err)
+	}
+	go func() { m.RLock(); order <- "reader"; m.RUnlock() }()
+	eventually(t, "the reader queues behind the writer", func() bool { return m.e.queued() == 2 })
+	m.RUnlock()
+	if first, second := <-order, <-order; first != "writer" || second != "reader" {
+		t.Fatalf("order %s, %s; want writer, reader", first, second)
+	}
+}
+
+// Readers queued behind a writer that gives up are admitted at once.
+func TestCancelledWriterAdmitsReadersBehind(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	m.RLock()
+	ctx, cancel := context.WithCancel(context.Background())
+	werr := make(chan error)
+	go func() { werr <- m.LockContext(ctx) }()
+	eventually(t, "the writer queues", func() bool { return m.e.queued() == 1 })
+	rdone := make(chan struct{})
+	go func() { m.RLock(); close(rdone) }()
+	eventually(t, "the reader queues", func() bool { return m.e.queued() == 2 })
+	cancel()
+	if err := <-werr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("LockContext = %v; want context.Canceled", err)
+	}
+	<-rdone
+	m.RUnlock()
+	m.RUnlock()
+	if ok, _ := m.TryLock(); !ok {
+		t.Fatal("lock not free after all readers left")
+	}
+	m.Unlock()
+}
+
+func TestContextAlreadyDone(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, f := range []func(context.Context) error{m.LockContext, m.RLockContext} {
+		err := f(ctx)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v; want context.Canceled", err)
+		}
+		var pe *fs.PathError
+		if !errors.As(err, &pe) || pe.Path != m.Path() {
+			t.Errorf("error %v does not name the path", err)
+		}
+	}
+	// Nothing was acquired: a write lock is free for another handle.
+	if ok, err := mustOpen(t, m.Path()).TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock after cancelled calls = %v, %v", ok, err)
+	}
+}
+
+// Cancelling a wait on another goroutine returns promptly and leaves the
+// gate as it was.
+func TestCancelInProcessWait(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	for _, tc := range []struct {
+		name string
+		hold func()
+		wait func(context.Context) error
+	}{
+		{"writer behind writer", m.Lock, m.LockContext},
+		{"reader behind writer", m.Lock, m.RLockContext},
+		{"writer behind reader", m.RLock, m.LockContext},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.hold()
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error)
+			go func() { errc <- tc.wait(ctx) }()
+			eventually(t, "the waiter queues", func() bool { return m.e.queued() == 1 })
+			start := time.Now()
+			cancel()
+			err := <-errc
+			t.Logf("returned %v after cancel", time.Since(start))
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v; want context.Canceled", err)
+			}
+			if m.e.queued() != 0 {
+				t.Fatal("cancelled waiter left in the queue")
+			}
+			if m.writer.Load() {
+				m.Unlock()
+			} else {
+				m.RUnlock()
+			}
+			if ok, _ := m.TryLock(); !ok {
+				t.Fatal("lock not free after the holder left")
+			}
+			m.Unlock()
+		})
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p), mustOpen(t, p)
+	a.Lock()
+	defer a.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v; want context.DeadlineExceeded", err)
+	}
+}
+
+func TestUnlockOfUnlockedPanics(t *testing.T) {
+	p := lockPath(t)
+	m, other := mustOpen(t, p), mustOpen(t, p)
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		call  func()
+		after func()
+	}{
+		{"Unlock", func() {}, m.Unlock, func() {}},
+		{"RUnlock", func() {}, m.RUnlock, func() {}},
+		{"RLocker Unlock", func() {}, m.RLocker().Unlock, func() {}},
+		{"Unlock while read-locked", m.RLock, m.Unlock, m.RUnlock},
+		{"RUnlock while write-locked", m.Lock, m.RUnlock, m.Unlock},
+		{"Unlock of another handle's lock", other.Lock, m.Unlock, other.Unlock},
+		{"second Unlock", func() { m.Lock(); m.Unlock() }, m.Unlock, func() {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			defer tc.after()
+			defer func() {
+				r := recover()
+				if r == nil {
+					t.Fatal("did not panic")
+				}
+				if s, _ := r.(string); !strings.Contains(s, "of unlocked RWMutex") {
+					t.Fatalf("panic %v; want a message saying it was unlocked", r)
+				}
+			}()
+			tc.call()
+		})
+	}
+	// The failed calls changed nothing.
+	if ok, _ := m.TryLock(); !ok {
+		t.Fatal("lock not free after the panics")
+	}
+	m.Unlock()
+}
+
+func TestAnyGoroutineMayUnlock(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	m.Lock()
+	done := make(chan struct{})
+	go func() { m.Unlock(); close(done) }()
+	<-done
+	m.RLock()
+	done2 := make(chan struct{})
+	go func() { m.RUnlock(); close(done2) }()
+	<-done2
+	if ok, _ := m.TryLock(); !ok {
+		t.Fatal("not free")
+	}
+	m.Unlock()
+}
+
+func TestRLocker(t *testing.T) {
+	m := mustOpen(t, lockPath(t))
+	l := m.RLocker()
+	l.Lock()
+	l.Lock()
+	if ok, _ := m.TryLock(); ok {
+		t.Fatal("TryLock succeeded under RLocker().Lock()")
+	}
+	l.Unlock()
+	l.Unlock()
+	if ok, _ := m.TryLock(); !ok {
+		t.Fatal("not free after RLocker().Unlock()")
+	}
+	m.Unlock()
+}
+
+func TestClose(t *testing.T) {
+	p := lockPath(t)
+	m, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustOpen(t, p)
+
+	for _, hold := range []struct {
+		name          string
+		lock, release func()
+	}{{"write", m.Lock, m.Unlock}, {"read", m.RLock, m.RUnlock}} {
+		hold.lock()
+		if err := m.Close(); !errors.Is(err, ErrLocked) {
+			t.Fatalf("Close while %s-locked = %v; want ErrLocked", hold.name, err)
+		}
+		// Close released nothing.
+		if ok, _ := other.TryLock(); ok {
+			t.Fatalf("Close while %s-locked released the lock", hold.name)
+		}
+		hold.release()
+	}
+
+	// Close while another goroutine waits to acquire through m.
+	other.Lock()
+	got := make(chan struct{})
+	go func() { m.Lock(); close(got) }()
+	eventually(t, "the waiter queues", func() bool { return m.e.queued() == 1 })
+	if err := m.Close(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Close while acquiring = %v; want ErrLocked", err)
+	}
+	other.Unlock()
+	<-got
+	m.Unlock()
+
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.File() != nil {
+		t.Error("File() after Close is not nil")
+	}
+	for name, err := range map[string]error{
+		"Close":        m.Close(),
+		"LockContext":  m.LockContext(context.Background()),
+		"RLockContext": m.RLockContext(context.Background()),
+		"TryLock":      second(m.TryLock()),
+		"TryRLock":     second(m.TryRLock()),
+	} {
+		var pe *fs.PathError
+		if !errors.Is(err, os.ErrClosed) || !errors.As(err, &pe) || pe.Path != p {
+			t.Errorf("%s after Close = %v; want a PathError for %s wrapping os.ErrClosed", name, err, p)
+		}
+	}
+	for name, f := range map[string]func(){"Lock": m.Lock, "RLock": m.RLock} {
+		func() {
+			defer func() {
+				if err, _ := recover().(error); !errors.Is(err, os.ErrClosed) {
+					t.Errorf("%s after Close panicked with %v; want os.ErrClosed", name, err)
+				}
+			}()
+			f()
+		}()
+	}
+	// The other handle still works; the entry stays while it is open.
+	other.Lock()
+	other.Unlock()
+}
+
+func second(_ bool, err error) error { return err }
+
+// Closing the last handle drops the registry entry and closes the file.
+func TestCloseDropsEntry(t *testing.T) {
+	p := lockPath(t)
+	a, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.e.id
+	f := a.e.file
+	a.Close()
+	if registered(id) == nil {
+		t.Fatal("entry dropped while a handle is open")
+	}
+	b.Close()
+	if registered(id) != nil {
+		t.Fatal("entry kept after the last handle closed")
+	}
+	if _, err := f.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("file not closed: Stat = %v", err)
+	}
+}
+
+func registered(id fileID) *entry {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	return registry.entries[id]
+}
+
+func TestOpenInvalid(t *testing.T) {
+	for _, path := range []string{"", "a\x00b"} {
+		_, err := Open(path)
+		var pe *fs.PathError
+		if !errors.Is(err, fs.ErrInvalid) || !errors.As(err, &pe) || pe.Path != path {
+			t.Errorf("Open(%q) = %v; want a PathError wrapping fs.ErrInvalid", path, err)
+		}
+	}
+}
+
+func TestOpenMissingParent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "missing", "lock")
+	_, err := Open(p)
+	var pe *fs.PathError
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != p {
+		t.Fatalf("Open = %v; want a PathError for %s wrapping fs.ErrNotExist", err, p)
+	}
+	if _, err := os.Stat(filepath.Dir(p)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("Open created the missing parent")
+	}
+}
+
+func TestNoCreate(t *testing.T) {
+	p := lockPath(t)
+	if _, err := Open(p, NoCreate()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open(NoCreate) of a missing file = %v; want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("Open(NoCreate) created the file")
+	}
+	os.WriteFile(p, nil, 0o666)
+	mustOpen(t, p, NoCreate())
+}
+
+// The lock file is neither truncated nor written by locking.
+func TestContentUntouched(t *testing.T) {
+	p := lockPath(t)
+	if err := os.WriteFile(p, []byte("content"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(p, SyncOnUnlock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Lock()
+	m.Unlock()
+	m.RLock()
+	m.RUnlock()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "content" {
+		t.Fatalf("content now %q", b)
+	}
+}
+
+// Content written through File under the lock is what the next holder reads.
+func TestFileContent(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p, SyncOnUnlock()), mustOpen(t, p)
+	a.Lock()
+	if _, err := a.File().WriteAt([]byte("42"), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.Unlock()
+	b.RLock()
+	buf := make([]byte, 2)
+	if _, err := b.File().ReadAt(buf, 0); err != nil || string(buf) != "42" {
+		t.Fatalf("ReadAt = %q, %v", buf, err)
+	}
+	b.RUnlock()
+}
