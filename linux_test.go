@@ -1,0 +1,250 @@
+//go:build linux
+
+package flock
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// osLocks returns the locks /proc/locks lists for the file at path held by
+// this process, as "READ" or "WRITE", not counting blocked requests.
+func osLocks(t *testing.T, path string) []string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		t.Skipf("cannot count OS locks without /proc/locks: %v", err)
+	}
+	defer f.Close()
+	var locks []string
+	pid, ino := strconv.Itoa(os.Getpid()), ":"+strconv.FormatUint(st.Ino, 10)
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// 1: FLOCK  ADVISORY  WRITE 1234 00:2d:5678 0 EOF
+		fields := strings.Fields(s.Text())
+		if len(fields) < 6 || fields[1] == "->" {
+			continue
+		}
+		if fields[1] == procLocksType && fields[4] == pid && strings.HasSuffix(fields[5], ino) {
+			locks = append(locks, fields[3])
+		}
+	}
+	return locks
+}
+
+// All readers of the process share one OS shared lock: the first takes it,
+// the last drops it. A writer holds one exclusive lock.
+func TestOneOSLockPerProcess(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p), mustOpen(t, p)
+	if got := osLocks(t, p); len(got) != 0 {
+		t.Fatalf("OS locks before locking: %v", got)
+	}
+	a.RLock()
+	if got := osLocks(t, p); fmt.Sprint(got) != "[READ]" {
+		t.Fatalf("OS locks with one reader: %v; want [READ]", got)
+	}
+	const readers = 16
+	var wg sync.WaitGroup
+	for i := 0; i < readers; i++ {
+		m := []*RWMutex{a, b}[i%2]
+		wg.Add(1)
+		go func() { defer wg.Done(); m.RLock() }()
+	}
+	wg.Wait()
+	if got := osLocks(t, p); fmt.Sprint(got) != "[READ]" {
+		t.Fatalf("OS locks with %d readers: %v; want [READ]", readers+1, got)
+	}
+	a.RUnlock()
+	for i := 0; i < readers; i++ {
+		[]*RWMutex{a, b}[i%2].RUnlock()
+		want := "[READ]"
+		if i == readers-1 {
+			want = "[]"
+		}
+		if got := osLocks(t, p); fmt.Sprint(got) != want {
+			t.Fatalf("OS locks with %d readers left: %v; want %s", readers-1-i, got, want)
+		}
+	}
+	b.Lock()
+	if got := osLocks(t, p); fmt.Sprint(got) != "[WRITE]" {
+		t.Fatalf("OS locks with a writer: %v; want [WRITE]", got)
+	}
+	b.Unlock()
+	if got := osLocks(t, p); len(got) != 0 {
+		t.Fatalf("OS locks after Unlock: %v", got)
+	}
+}
+
+// threadsIn returns how many threads of this process are in the system call
+// nr, and how many threads it has.
+func threadsIn(t *testing.T, nr uintptr) (in, all int) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skipf("cannot inspect threads: %v", err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
+		if err != nil {
+			continue // the thread exited
+		}
+		all++
+		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.FormatUint(uint64(nr), 10) {
+			in++
+		}
+	}
+	return in, all
+}
+
+// However many goroutines wait, one thread waits in the kernel, and it
+// waits there (no polling): it is in the lock system call.
+func TestOneKernelWaiter(t *testing.T) {
+	nr := uintptr(unix.SYS_FLOCK)
+	if backendName == "fcntl" {
+		nr = unix.SYS_FCNTL
+	}
+	p := lockPath(t)
+	m := mustOpen(t, p)
+	c := startChild(t, p)
+	c.must(t, "lock")
+
+	// Let the runtime start the threads it keeps anyway.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.RLockContext(context.Background()) }()
+	}
+	c.must(t, "unlock")
+	wg.Wait()
+	for i := 0; i < 8; i++ {
+		m.RUnlock()
+	}
+	c.must(t, "lock")
+	_, before := threadsIn(t, nr)
+
+	const waiters = 200
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, waiters)
+	for i := 0; i < waiters; i++ {
+		go func() { errs <- m.LockContext(ctx) }()
+	}
+	eventually(t, "all waiters wait", func() bool {
+		m.e.mu.Lock()
+		defer m.e.mu.Unlock()
+		return m.e.queue.Len() == waiters-1 && m.e.inflight != nil
+	})
+	eventually(t, "the wait reaches the kernel", func() bool {
+		in, _ := threadsIn(t, nr)
+		return in == 1
+	})
+	in, after := threadsIn(t, nr)
+	t.Logf("%d goroutines waiting: %d thread(s) in the lock call, threads %d -> %d", waiters, in, before, after)
+	if in != 1 {
+		t.Errorf("%d threads in the lock system call; want 1", in)
+	}
+	if after-before > 3 {
+		t.Errorf("threads went from %d to %d with %d waiting goroutines", before, after, waiters)
+	}
+	cancel()
+	for i := 0; i < waiters; i++ {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter returned %v", err)
+		}
+	}
+	c.must(t, "unlock")
+	waitIdle(t, m.e)
+	if got := c.do("trylock"); got != "ok" {
+		t.Fatalf("child trylock after all waiters left = %s", got)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+func TestNoDescriptorLeak(t *testing.T) {
+	dir := t.TempDir()
+	before := openFDs(t)
+	for i := 0; i < 50; i++ {
+		p := filepath.Join(dir, strconv.Itoa(i%5))
+		a, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Lock()
+		a.Unlock()
+		b.RLock()
+		b.RUnlock()
+		a.Close()
+		b.Close()
+		Open(filepath.Join(dir, "missing", "x")) // fails
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("descriptors: %d before, %d after", before, after)
+	}
+}
+
+// A file on a read-only file system can be locked; creating one there fails
+// with EROFS naming the path.
+func TestReadOnlyFileSystem(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs to make read-only (needs root): %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	p := filepath.Join(dir, "lock")
+	if err := os.WriteFile(p, []byte("data"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot remount read-only: %v", err)
+	}
+	m, err := Open(p)
+	if err != nil {
+		t.Fatalf("Open on a read-only file system: %v", err)
+	}
+	defer m.Close()
+	if ok, err := m.TryRLock(); !ok || err != nil {
+		t.Fatalf("TryRLock = %v, %v", ok, err)
+	}
+	m.RUnlock()
+	ok, err := m.TryLock()
+	if backendName == "fcntl" {
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Fatalf("exclusive fcntl lock of a read-only file = %v, %v; want fs.ErrPermission", ok, err)
+		}
+	} else if !ok || err != nil {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	} else {
+		m.Unlock()
+	}
+	q := filepath.Join(dir, "new")
+	_, err = Open(q)
+	var pe *fs.PathError
+	if !errors.Is(err, unix.EROFS) || !errors.As(err, &pe) || pe.Path != q {
+		t.Fatalf("Open of a new file on a read-only file system = %v; want EROFS naming %s", err, q)
+	}
+}
