@@ -107,21 +107,29 @@ type RWMutex struct {
 	path         string
 	syncOnUnlock bool
 
-	// users counts the goroutines holding a lock through this handle or
-	// acquiring one, plus closedBit once Close has succeeded. Close succeeds
-	// only from zero, so no goroutine is ever inside e after its handle let
-	// it go.
-	users atomic.Int64
-	// readers and writer count the locks held through this handle, so that
-	// unlocking what the handle does not hold panics as sync does.
-	readers atomic.Int64
-	writer  atomic.Bool
-
+	// state counts what goroutines do through this handle, in one word so
+	// that a read lock or unlock costs one atomic operation here:
+	//
+	//	bits 32-62  read locks held or being acquired (readUnit each)
+	//	bits 1-31   write locks held or being acquired (writeUnit each)
+	//	bit 0       closed
+	//
+	// Close succeeds only from zero, so no goroutine is ever inside the
+	// entry through a closed handle. RUnlock of a handle that holds no read
+	// lock drives the read count, the top of the word, negative.
+	state atomic.Int64
+	// writer is whether a write lock taken through this handle is held, so
+	// that Unlock of an unlocked handle panics as sync does.
+	writer      atomic.Bool
 	syncErrOnce sync.Once
 	syncErr     error
 }
 
-const closedBit = 1 << 62
+const (
+	closedBit = 1
+	writeUnit = 1 << 1
+	readUnit  = 1 << 32
+)
 
 // Open opens the lock file at path, creating it (mode 0666 before the umask,
 // or WithPerm) if it does not exist, and returns a handle on it. No lock is
@@ -187,7 +195,7 @@ func (m *RWMutex) Path() string { return m.path }
 // The caller must not close it (Close the handle instead). File returns nil
 // after Close.
 func (m *RWMutex) File() *os.File {
-	if m.users.Load()&closedBit != 0 {
+	if m.state.Load()&closedBit != 0 {
 		return nil
 	}
 	return m.e.file
@@ -254,21 +262,23 @@ func (m *RWMutex) TryRLock() (bool, error) {
 }
 
 func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
-	if m.users.Add(1)&closedBit != 0 {
-		m.users.Add(-1)
+	unit := int64(writeUnit)
+	if mode == shared {
+		unit = readUnit
+	}
+	if m.state.Add(unit)&closedBit != 0 {
+		m.state.Add(-unit)
 		return false, m.pathError("lock", os.ErrClosed)
 	}
 	ok, err := m.e.lock(ctx, mode, wait)
 	if !ok {
-		m.users.Add(-1)
+		m.state.Add(-unit)
 		if err != nil {
 			err = m.pathError("lock", err)
 		}
 		return false, err
 	}
-	if mode == shared {
-		m.readers.Add(1)
-	} else {
+	if mode == exclusive {
 		m.writer.Store(true)
 	}
 	return true, nil
@@ -288,7 +298,7 @@ func (m *RWMutex) Unlock() {
 		}
 	}
 	err := m.e.unlock(exclusive)
-	m.users.Add(-1)
+	m.state.Add(-writeUnit)
 	if err != nil {
 		panic(m.pathError("unlock", err))
 	}
@@ -297,12 +307,14 @@ func (m *RWMutex) Unlock() {
 // RUnlock releases one read lock taken through m. It panics if m holds no
 // read lock, as sync.RWMutex does, or if the OS refuses to release the lock.
 func (m *RWMutex) RUnlock() {
-	if m.readers.Add(-1) < 0 {
-		m.readers.Add(1)
+	// Counting down first, as sync.RWMutex does, detects an unlock of a
+	// handle with no read lock held or being acquired; one racing with a
+	// concurrent RLock through the same handle may go unnoticed.
+	if m.state.Add(-readUnit) < 0 {
+		m.state.Add(readUnit)
 		panic("flock: RUnlock of unlocked RWMutex " + m.path)
 	}
 	err := m.e.unlock(shared)
-	m.users.Add(-1)
 	if err != nil {
 		panic(m.pathError("unlock", err))
 	}
@@ -324,14 +336,14 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 // open while other handles in the process refer to it, and is never removed.
 func (m *RWMutex) Close() error {
 	for {
-		n := m.users.Load()
+		n := m.state.Load()
 		if n&closedBit != 0 {
 			return m.pathError("close", os.ErrClosed)
 		}
 		if n != 0 {
 			return m.pathError("close", ErrLocked)
 		}
-		if m.users.CompareAndSwap(0, closedBit) {
+		if m.state.CompareAndSwap(0, closedBit) {
 			break
 		}
 	}

@@ -130,8 +130,13 @@ const childTimeout = 20 * time.Second
 
 func startChild(t testing.TB, path string) *child {
 	t.Helper()
+	return startChildRole(t, "locker", path)
+}
+
+func startChildRole(t testing.TB, role, path string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=locker", "FLOCK_TEST_PATH="+path)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, "FLOCK_TEST_PATH="+path)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -362,18 +362,20 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 	}
 }
 
-// unlock releases a lock held in mode.
+// unlock releases a lock held in mode. A reader that is not the last, while
+// the fast path is open, leaves with one atomic operation and no system
+// call.
 func (e *entry) unlock(mode lockMode) error {
-	if mode == shared {
-		// Not the last reader: the OS lock stays, no system call.
-		for n := e.readers.Load(); n > 1; n = e.readers.Load() {
-			if e.readers.CompareAndSwap(n, n-1) {
-				return nil
-			}
-		}
+	if mode == shared && e.readers.Add(-1) > 0 {
+		return nil
 	}
+	// A writer, the last reader (the count is now 0 with the fast path
+	// still open, so joiners wait for mu), or a reader while the fast path
+	// is closed: the change needs settling.
 	e.mu.Lock()
-	err := e.leave(mode)
-	e.mu.Unlock()
-	return err
+	defer e.mu.Unlock()
+	if mode == exclusive {
+		e.writer = false
+	}
+	return e.settle()
 }
