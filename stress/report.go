@@ -1,0 +1,204 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Operation kinds, as counted and timed by the workers.
+const (
+	kLock = iota
+	kRLock
+	kTryLock
+	kTryRLock
+	kLockCtx
+	kRLockCtx
+	nKinds
+
+	// hLate is the histogram of how long after its context ended a
+	// cancelled or timed-out call returned.
+	hLate = nKinds
+	nHist = nKinds + 1
+)
+
+var kindNames = [nKinds]string{"Lock", "RLock", "TryLock", "TryRLock", "LockContext", "RLockContext"}
+
+// Latency histograms are log-linear: exact below 16 ns, then 8 buckets per
+// power of two (at most 12.5% relative error).
+const nBuckets = 512
+
+func bucketOf(v int64) int {
+	if v < 16 {
+		if v < 0 {
+			return 0
+		}
+		return int(v)
+	}
+	e := bits.Len64(uint64(v)) - 1 // >= 4
+	sub := int(v>>(e-3)) & 7
+	return 16 + (e-4)*8 + sub
+}
+
+// bucketHigh returns the largest value that falls in bucket i.
+func bucketHigh(i int) int64 {
+	if i < 16 {
+		return int64(i)
+	}
+	e := (i-16)/8 + 4
+	sub := int64((i - 16) % 8)
+	low := (8 + sub) << (e - 3)
+	return low + 1<<(e-3) - 1
+}
+
+// quantile returns an upper estimate of quantile q of histogram h, capped
+// at the exact maximum max.
+func quantile(h []int64, q float64, max int64) int64 {
+	var total int64
+	for _, n := range h {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(q*float64(total) + 0.5)
+	if rank < 1 {
+		rank = 1
+	}
+	var seen int64
+	for i, n := range h {
+		seen += n
+		if seen >= rank {
+			if v := bucketHigh(i); v < max {
+				return v
+			}
+			return max
+		}
+	}
+	return max
+}
+
+// kindSummary is one line of the summary table.
+type kindSummary struct {
+	Kind     string `json:"kind"`
+	Ops      int64  `json:"ops"`
+	Acquired int64  `json:"acquired"`
+	// Busy counts TryLock/TryRLock calls that found the lock held, and
+	// context calls that returned their context's error.
+	Busy   int64 `json:"busy_or_cancelled"`
+	Errors int64 `json:"errors"`
+	P50    int64 `json:"wait_p50_ns"`
+	P99    int64 `json:"wait_p99_ns"`
+	Max    int64 `json:"wait_max_ns"`
+}
+
+// summary is the result of a run.
+type summary struct {
+	Config   config        `json:"config"`
+	LockFile string        `json:"lock_file"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	Kinds    []kindSummary `json:"kinds"`
+	TotalOps int64         `json:"total_ops"`
+
+	Writes       int64 `json:"write_sections"`
+	Reads        int64 `json:"read_sections"`
+	CounterDelta int64 `json:"counter_delta"`
+	CutWrites    int64 `json:"write_sections_cut_by_kills"`
+
+	MaxReaders     int64 `json:"max_simultaneous_readers"`
+	MaxReaderProcs int64 `json:"max_simultaneous_reader_processes"`
+	WriterMaxWait  int64 `json:"writer_max_wait_ns"`
+
+	Cancelled int64 `json:"cancelled"`
+	LateP50   int64 `json:"cancel_return_p50_ns"`
+	LateP99   int64 `json:"cancel_return_p99_ns"`
+	LateMax   int64 `json:"cancel_return_max_ns"`
+
+	Kills        int64 `json:"kills"`
+	KillsHolding int64 `json:"kills_while_holding"`
+	Replacements int64 `json:"replacements"`
+
+	Stuck      int64    `json:"stuck"`
+	LongWaits  int64    `json:"long_waits"`
+	Violations int64    `json:"violations"`
+	Errors     int64    `json:"errors"`
+	Messages   []string `json:"messages,omitempty"`
+	Pass       bool     `json:"pass"`
+}
+
+func (s *summary) writeJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(s)
+}
+
+func fmtDur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// maxTableMessages bounds the messages printed under the table.
+const maxTableMessages = 12
+
+func (s *summary) writeTable(w io.Writer) {
+	c := s.Config
+	fmt.Fprintf(w, "\nflock stress: %d processes x %d goroutines for %v (read-ratio %.2f, cancel-ratio %.2f, try-ratio %.2f, kill %.2f/s, seed %d)\n",
+		c.Procs, c.Goroutines, s.Elapsed.Round(time.Millisecond), c.ReadRatio, c.CancelRatio, c.TryRatio, c.KillRate, c.Seed)
+	if c.Unsafe {
+		fmt.Fprintln(w, "UNSAFE MODE: workers skipped the lock (-unsafe-skip-lock); violations are expected")
+	}
+	fmt.Fprintf(w, "lock file: %s\n\n", s.LockFile)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\tcalls\tacquired\tbusy/cancelled\terrors\tp50 wait\tp99 wait\tmax wait\t")
+	for _, k := range s.Kinds {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", k.Kind, k.Ops, k.Acquired, k.Busy, k.Errors, fmtDur(k.P50), fmtDur(k.P99), fmtDur(k.Max))
+	}
+	tw.Flush()
+
+	rate := float64(s.TotalOps) / s.Elapsed.Seconds()
+	fmt.Fprintf(w, "\ntotal operations      %d (%.0f/s)\n", s.TotalOps, rate)
+	fmt.Fprintf(w, "write sections        %d (counter in the lock file advanced by %d; %d sections cut by kills)\n", s.Writes, s.CounterDelta, s.CutWrites)
+	fmt.Fprintf(w, "read sections         %d\n", s.Reads)
+	fmt.Fprintf(w, "max simultaneous      %d readers in %d processes\n", s.MaxReaders, s.MaxReaderProcs)
+	fmt.Fprintf(w, "writer max wait       %s\n", fmtDur(s.WriterMaxWait))
+	fmt.Fprintf(w, "cancelled calls       %d; returned after their context ended by p50 %s, p99 %s, max %s\n", s.Cancelled, fmtDur(s.LateP50), fmtDur(s.LateP99), fmtDur(s.LateMax))
+	fmt.Fprintf(w, "kills                 %d (%d while holding the lock), %d replacements\n", s.Kills, s.KillsHolding, s.Replacements)
+	fmt.Fprintf(w, "stuck operations      %d (plus %d blocking waits longer than %v)\n", s.Stuck, s.LongWaits, longWait(c))
+	fmt.Fprintf(w, "errors                %d\n", s.Errors)
+	fmt.Fprintf(w, "violations            %d\n", s.Violations)
+	if len(s.Messages) > 0 {
+		fmt.Fprintln(w)
+		for i, m := range s.Messages {
+			if i == maxTableMessages {
+				fmt.Fprintf(w, "  ... %d more (see -json)\n", len(s.Messages)-i)
+				break
+			}
+			fmt.Fprintln(w, "  "+strings.TrimSpace(m))
+		}
+	}
+	if s.Pass {
+		fmt.Fprintln(w, "\nPASS")
+	} else {
+		fmt.Fprintln(w, "\nFAIL")
+	}
+}
+
+// longWait is how long a wait without deadline may last before it is
+// reported (not counted as a violation: across processes flock(2) is not
+// fair).
+func longWait(c config) time.Duration { return 5 * c.Stuck }

@@ -1,0 +1,181 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// The workers of a run started by a test are this test binary re-executed
+// with workerEnv set.
+func TestMain(m *testing.M) {
+	if w := os.Getenv(workerEnv); w != "" {
+		os.Exit(workerMain(w))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// logWriter passes worker stderr to the test log.
+type logWriter struct {
+	mu sync.Mutex
+	t  *testing.T
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func testConfig(d time.Duration) config {
+	c := defaultConfig()
+	c.Procs = 3
+	c.Goroutines = 6
+	c.Duration = d
+	c.Seed = 20240601
+	return c
+}
+
+func runStress(t *testing.T, c config) *summary {
+	t.Helper()
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := run(c, nil, &logWriter{t: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	s.writeTable(&b)
+	t.Log(b.String())
+	return s
+}
+
+func checkClean(t *testing.T, s *summary) {
+	t.Helper()
+	if !s.Pass || s.Violations != 0 || s.Errors != 0 || s.Stuck != 0 {
+		t.Fatalf("violations %d, errors %d, stuck %d:\n%s", s.Violations, s.Errors, s.Stuck, strings.Join(s.Messages, "\n"))
+	}
+	if s.Writes == 0 || s.Reads == 0 {
+		t.Errorf("no progress: %d write and %d read sections", s.Writes, s.Reads)
+	}
+	if s.Cancelled == 0 {
+		t.Error("no context call was cancelled")
+	}
+	if s.CounterDelta < s.Writes || s.CounterDelta > s.Writes+s.CutWrites {
+		t.Errorf("counter advanced by %d for %d write sections (%d cut)", s.CounterDelta, s.Writes, s.CutWrites)
+	}
+	for _, k := range s.Kinds {
+		if k.Ops == 0 {
+			t.Errorf("no %s call", k.Kind)
+		}
+	}
+}
+
+func TestStress(t *testing.T) {
+	s := runStress(t, testConfig(3*time.Second))
+	checkClean(t, s)
+	if s.CutWrites != 0 || s.CounterDelta != s.Writes {
+		t.Errorf("without kills: counter advanced by %d for %d write sections (%d cut)", s.CounterDelta, s.Writes, s.CutWrites)
+	}
+	if s.MaxReaders < 1 {
+		t.Errorf("max simultaneous readers %d", s.MaxReaders)
+	}
+}
+
+func TestStressKill(t *testing.T) {
+	c := testConfig(3 * time.Second)
+	c.KillRate = 4
+	s := runStress(t, c)
+	checkClean(t, s)
+	if s.Kills == 0 || s.Replacements != s.Kills {
+		t.Errorf("%d kills, %d replacements", s.Kills, s.Replacements)
+	}
+}
+
+// The checker must see what a lock that does not lock lets happen. This
+// goes through the command line, -json and the exit status.
+func TestStressCheckerCatchesUnsafeMode(t *testing.T) {
+	c, err := parseFlags([]string{"-unsafe-skip-lock", "-json", "-procs=3", "-goroutines=4", "-duration=1500ms", "-seed=7"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := runMain(c, &out, &errOut)
+	if code != 1 {
+		t.Errorf("exit status %d, want 1; stderr:\n%s", code, errOut.String())
+	}
+	var s summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, out.String())
+	}
+	if s.Pass || s.Violations == 0 {
+		t.Fatalf("unsafe mode: pass %v with %d violations; the checker saw nothing", s.Pass, s.Violations)
+	}
+	var exclusion, lost bool
+	for _, m := range s.Messages {
+		exclusion = exclusion || strings.Contains(m, "entered while") || strings.Contains(m, "checker saw")
+		lost = lost || strings.Contains(m, "lost updates")
+	}
+	if !exclusion {
+		t.Errorf("no exclusion violation reported:\n%s", strings.Join(s.Messages, "\n"))
+	}
+	t.Logf("unsafe mode: %d violations, counter advanced by %d for %d write sections (lost updates reported: %v)",
+		s.Violations, s.CounterDelta, s.Writes, lost)
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-procs=0"},
+		{"-goroutines=100000"},
+		{"-read-ratio=1.5"},
+		{"-cancel-ratio=0.9", "-try-ratio=0.9"},
+		{"-duration=0s"},
+		{"-kill=-1"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+	c, err := parseFlags([]string{"-procs=2", "-kill=0.5", "-path=x"}, &bytes.Buffer{})
+	if err != nil || c.Procs != 2 || c.KillRate != 0.5 || c.Path != "x" || c.Seed == 0 {
+		t.Errorf("parseFlags: %+v, %v", c, err)
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	last := -1
+	for v := int64(0); v < 1<<40; v = v*5/4 + 1 {
+		b := bucketOf(v)
+		if b < last || b >= nBuckets {
+			t.Fatalf("bucketOf(%d) = %d after %d", v, b, last)
+		}
+		if hi := bucketHigh(b); v > hi || (b > 0 && v <= bucketHigh(b-1)) {
+			t.Fatalf("%d in bucket %d with range (%d, %d]", v, b, bucketHigh(b-1), hi)
+		}
+		last = b
+	}
+	if b := bucketOf(1<<63 - 1); b >= nBuckets {
+		t.Fatalf("max int64 in bucket %d", b)
+	}
+	h := make([]int64, nBuckets)
+	for v := int64(1); v <= 1000; v++ {
+		h[bucketOf(v*1000)]++
+	}
+	if p := quantile(h, 0.5, 1000000); p < 500000 || p > 500000*9/8 {
+		t.Errorf("p50 = %d, want about 500000", p)
+	}
+	if p := quantile(h, 0.99, 1000000); p < 990000 || p > 1000000 {
+		t.Errorf("p99 = %d, want about 990000", p)
+	}
+}
