@@ -20,7 +20,7 @@ step() { printf '\n== %s\n' "$*"; }
 export DISPLAY=                      # no GUI: Wine must not try to open windows
 export WINEDEBUG=-all                # Wine's fixme and err chatter hides test output
 export WINEDLLOVERRIDES="mscoree,mshtml=" # no Mono or Gecko install prompts
-export WINEPREFIX=${WINEPREFIX:-${HOME:?}/.wine}
+export WINEPREFIX=${WINEPREFIX:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.wine}
 # Built for the target, not the host; nothing needs cgo but the race run.
 export CGO_ENABLED=0
 

@@ -4,10 +4,11 @@
  *
  * The Go runtime on Windows gets its random seed from ProcessPrng in
  * bcryptprimitives.dll and aborts at start-up if the DLL or the export is
- * missing. ProcessPrng is documented as always succeeding and filling the
- * whole buffer; here it is served by RtlGenRandom (advapi32's
- * SystemFunction036), which Wine does implement. RtlGenRandom takes a ULONG
- * length while ProcessPrng takes a SIZE_T, so large requests are split.
+ * missing. Here it is served by RtlGenRandom (advapi32's SystemFunction036),
+ * which Wine does implement. RtlGenRandom takes a ULONG length while
+ * ProcessPrng takes a SIZE_T, so large requests are split. Windows documents
+ * ProcessPrng as never failing; should RtlGenRandom fail, this one says so
+ * rather than leave the buffer unfilled in silence.
  *
  * This is test tooling only: it is built by .ci/windows.sh and copied into
  * the Wine prefix, and it is never shipped or committed as a binary.
