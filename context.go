@@ -23,10 +23,11 @@ import "errors"
 
 // osWait is one blocking OS lock call in flight for an entry.
 type osWait struct {
-	mode    lockMode
-	done    chan struct{} // closed when the call has returned and e is updated
-	abandon chan struct{} // closed when nobody needs mode any more
-	err     error         // the call's error, other than errAbandoned; set before done
+	mode     lockMode
+	needGate bool          // the wait must take the writer-priority gate first
+	done     chan struct{} // closed when the call has returned and e is updated
+	abandon  chan struct{} // closed when nobody needs mode any more
+	err      error         // the call's error, other than errAbandoned; set before done
 }
 
 var errAbandoned = errors.New("lock wait abandoned")
@@ -35,13 +36,14 @@ var errAbandoned = errors.New("lock wait abandoned")
 // wait may be in flight.
 func (e *entry) startWait(mode lockMode) *osWait {
 	c := &osWait{mode: mode, done: make(chan struct{}), abandon: make(chan struct{})}
+	c.needGate = e.gate != nil && !e.gate.held
 	e.inflight = c
 	go e.wait(c)
 	return c
 }
 
 func (e *entry) wait(c *osWait) {
-	err := waitFile(e.fd, c.mode, c.abandon)
+	err := e.osWait(c)
 
 	e.mu.Lock()
 	e.inflight = nil

@@ -53,10 +53,11 @@ var ErrLocked = errors.New("lock is held or being acquired through this handle")
 type Option func(*config)
 
 type config struct {
-	perm         fs.FileMode
-	noFollow     bool
-	noCreate     bool
-	syncOnUnlock bool
+	perm           fs.FileMode
+	noFollow       bool
+	noCreate       bool
+	syncOnUnlock   bool
+	writerPriority bool
 }
 
 // WithPerm sets the permission bits used when Open creates the lock file.
@@ -86,6 +87,26 @@ func NoCreate() Option {
 // kept and returned by [RWMutex.Close].
 func SyncOnUnlock() Option {
 	return func(c *config) { c.syncOnUnlock = true }
+}
+
+// WriterPriority makes writers of other processes go before new readers:
+// once a writer of any process that uses the option on the same lock file
+// waits, readers of those processes that do not already hold the lock wait
+// behind it, so a flood of overlapping readers in other processes cannot
+// keep the writer out. flock(2) alone lets new readers in while a writer
+// waits.
+//
+// It works through a second lock file, the gate, named after the lock file
+// with ".gate" appended (after resolving symbolic links) and created beside
+// it with the same permissions; it is not removed. Each OS acquisition then
+// costs the gate's lock and unlock as well. Every process that should take
+// part must use the option; others (flock(1), other libraries) are still
+// excluded by the lock but not ordered by the gate. Readers that join a
+// read lock their own process already holds do not pass the gate, so a
+// process whose readers overlap without a pause keeps its read lock until
+// they pause.
+func WriterPriority() Option {
+	return func(c *config) { c.writerPriority = true }
 }
 
 // An RWMutex is a handle on a lock file that behaves like a sync.RWMutex

@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 //
 // Errors are answered "err MESSAGE".
 func lockerMain() {
-	m, err := Open(os.Getenv("FLOCK_TEST_PATH"))
+	m, err := Open(os.Getenv("FLOCK_TEST_PATH"), childOptions()...)
 	if err != nil {
 		fmt.Println("err", err)
 		os.Exit(1)
@@ -62,6 +62,18 @@ func lockerMain() {
 		cmd, arg, _ := strings.Cut(in.Text(), " ")
 		fmt.Println(lockerDo(m, cmd, arg))
 	}
+}
+
+// childOptions returns the options named in FLOCK_TEST_OPTS.
+func childOptions() []Option {
+	var opts []Option
+	for _, o := range strings.Fields(os.Getenv("FLOCK_TEST_OPTS")) {
+		switch o {
+		case "prio":
+			opts = append(opts, WriterPriority())
+		}
+	}
+	return opts
 }
 
 func lockerDo(m *RWMutex, cmd, arg string) string {
@@ -133,10 +145,13 @@ func startChild(t testing.TB, path string) *child {
 	return startChildRole(t, "locker", path)
 }
 
-func startChildRole(t testing.TB, role, path string) *child {
+// startChildRole starts a child in role on path; env adds variables such
+// as FLOCK_TEST_OPTS.
+func startChildRole(t testing.TB, role, path string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+role, "FLOCK_TEST_PATH="+path)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -48,6 +48,25 @@ type registryState struct {
 // closed: on fcntl platforms closing any descriptor of a file drops the
 // process's lock on it.
 func (r *registryState) open(path string, c *config) (*entry, error) {
+	e, err := r.find(path, c)
+	if err != nil {
+		return nil, err
+	}
+	if c.writerPriority {
+		r.mu.Lock()
+		err := addGate(e, path, c)
+		r.mu.Unlock()
+		if err != nil {
+			r.release(e)
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// find returns the entry of the file at path, opening the file if no entry
+// has it, with a reference taken.
+func (r *registryState) find(path string, c *config) (*entry, error) {
 	id, err := statFile(path, c.noFollow)
 	switch {
 	case err == nil:
@@ -70,17 +89,17 @@ func (r *registryState) open(path string, c *config) (*entry, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.entries[id]; e != nil {
+	e := r.entries[id]
+	if e != nil {
 		// Another Open of the same file won the race. Closing f now could
 		// drop that entry's fcntl lock; keep it until the entry goes.
-		e.refs++
 		e.spares = append(e.spares, f)
-		return e, nil
+	} else {
+		e = &entry{id: id, file: f, fd: sysFD(f)}
+		e.readers.Store(-readerBias)
+		r.entries[id] = e
 	}
-	e := &entry{id: id, file: f, fd: sysFD(f)}
-	e.refs = 1
-	e.readers.Store(-readerBias)
-	r.entries[id] = e
+	e.refs++
 	return e, nil
 }
 
@@ -113,10 +132,13 @@ func (r *registryState) drop(e *entry) error {
 		// Unreachable while handles keep their lock counts; unlock
 		// explicitly anyway, since Windows releases a closed handle's
 		// locks only eventually.
-		errs = append(errs, unlockFile(e.fd))
-		e.held = unlocked
+		errs = append(errs, e.osUnlock())
 	}
 	errs = append(errs, e.file.Close())
+	if e.gate != nil {
+		e.releaseGate()
+		errs = append(errs, e.gate.file.Close())
+	}
 	for _, f := range e.spares {
 		errs = append(errs, f.Close())
 	}
@@ -156,6 +178,7 @@ type entry struct {
 	queue    list.List  // of *waiter, in arrival order
 	held     lockMode   // the OS lock this process holds on the file
 	inflight *osWait    // the OS wait in the kernel, if any; then held == unlocked
+	gate     *gate      // the writer-priority gate, if a handle asked for it
 	spares   []*os.File // descriptors of the same file from racing Opens
 	dead     bool       // dropped from the registry; file closed
 }
@@ -226,8 +249,10 @@ func (e *entry) setFast() {
 func (e *entry) settle() error {
 	var err error
 	if e.held != unlocked && e.held != e.want() {
-		err = unlockFile(e.fd)
-		e.held = unlocked
+		err = e.osUnlock()
+	}
+	if !e.gateNeeded() {
+		e.releaseGate()
 	}
 	for el := e.queue.Front(); el != nil; el = e.queue.Front() {
 		w := el.Value.(*waiter)
@@ -323,7 +348,7 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 		}
 		c := e.inflight
 		if c == nil {
-			err := lockFile(e.fd, mode, false)
+			err := e.osTry(mode)
 			if err == nil {
 				e.held = mode
 				continue

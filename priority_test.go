@@ -1,0 +1,138 @@
+//go:build unix
+
+package flock
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+func init() {
+	childRoles["flood"] = floodMain
+}
+
+// floodMain takes read locks over and over, holding each for 10 ms with a
+// 1 ms pause, until its stdin closes. It says "flooding" once it holds the
+// first one.
+func floodMain() {
+	m, err := Open(os.Getenv("FLOCK_TEST_PATH"), childOptions()...)
+	if err != nil {
+		fmt.Println("err", err)
+		os.Exit(1)
+	}
+	stop := make(chan struct{})
+	go func() {
+		os.Stdin.Read(make([]byte, 1))
+		close(stop)
+	}()
+	fmt.Println("ready")
+	for i := 0; ; i++ {
+		m.RLock()
+		if i == 0 {
+			fmt.Println("flooding")
+		}
+		time.Sleep(10 * time.Millisecond) // the reader's work
+		m.RUnlock()
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// Under a flood of overlapping readers from 4 other processes, a writer
+// using WriterPriority gets the lock; without it the OS may keep it out.
+func TestWriterPriority(t *testing.T) {
+	if backendName != "flock" {
+		t.Logf("backend %s: fcntl locks are unfair too; testing the same protocol", backendName)
+	}
+	for _, prio := range []bool{false, true} {
+		name, env, opts := "plain", "", []Option(nil)
+		if prio {
+			name, env, opts = "WriterPriority", "FLOCK_TEST_OPTS=prio", []Option{WriterPriority()}
+		}
+		t.Run(name, func(t *testing.T) {
+			p := lockPath(t)
+			var floods []*child
+			for i := 0; i < 4; i++ {
+				floods = append(floods, startChildRole(t, "flood", p, env))
+			}
+			for _, c := range floods {
+				if got := c.recv(); got != "flooding" {
+					t.Fatalf("reader child: %s", got)
+				}
+			}
+			w := mustOpen(t, p, opts...)
+			limit := time.Second // only to show the difference
+			if prio {
+				limit = 30 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			defer cancel()
+			start := time.Now()
+			err := w.LockContext(ctx)
+			waited := time.Since(start)
+			if err == nil {
+				w.Unlock()
+				t.Logf("writer waited %v under 4 flooding reader processes", waited)
+			} else {
+				t.Logf("writer gave up after %v under 4 flooding reader processes: %v", waited, err)
+			}
+			if prio && err != nil {
+				t.Fatalf("with WriterPriority the writer did not get the lock in %v", limit)
+			}
+			for _, c := range floods {
+				c.stop()
+			}
+		})
+	}
+}
+
+// Handles with WriterPriority keep every other guarantee: exclusion among
+// goroutines and against other processes, with and without the option.
+func TestWriterPriorityExcludes(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p, WriterPriority()), mustOpen(t, p)
+	hammer(t, []*RWMutex{a, b}, 6, 500)
+	if _, err := os.Stat(p + ".gate"); err != nil {
+		t.Fatalf("gate file: %v", err)
+	}
+	c := startChildRole(t, "locker", p, "FLOCK_TEST_OPTS=prio")
+	plain := startChild(t, p)
+	a.RLock()
+	if got := c.do("tryrlock"); got != "ok" {
+		t.Fatalf("child tryrlock while we read = %s", got)
+	}
+	c.must(t, "runlock")
+	if got := c.do("trylock"); got != "held" {
+		t.Fatalf("child trylock while we read = %s", got)
+	}
+	a.RUnlock()
+	c.must(t, "lock")
+	// The child's writer holds the gate: our TryRLock fails, as does a
+	// plain process's, and our wait ends when it unlocks.
+	if ok, err := a.TryRLock(); ok || err != nil {
+		t.Fatalf("TryRLock while a priority writer holds = %v, %v", ok, err)
+	}
+	if got := plain.do("tryrlock"); got != "held" {
+		t.Fatalf("plain child tryrlock while a priority writer holds = %s", got)
+	}
+	done := make(chan error)
+	go func() { done <- a.RLockContext(context.Background()) }()
+	c.must(t, "unlock")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.do("trylock"); got != "held" {
+		t.Fatalf("child trylock while we read = %s", got)
+	}
+	a.RUnlock()
+	if got := c.do("trylock"); got != "ok" {
+		t.Fatalf("child trylock after we left = %s", got)
+	}
+	c.must(t, "unlock")
+}
