@@ -454,8 +454,8 @@ func TestCloseDropsEntry(t *testing.T) {
 	if registered(id) != nil {
 		t.Fatal("entry kept after the last handle closed")
 	}
-	if _, err := f.Stat(); !errors.Is(err, os.ErrClosed) {
-		t.Fatalf("file not closed: Stat = %v", err)
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("file not closed: Close again = %v", err)
 	}
 }
 
