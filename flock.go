@@ -58,6 +58,7 @@ type config struct {
 	noCreate       bool
 	syncOnUnlock   bool
 	writerPriority bool
+	removeOnUnlock bool
 }
 
 // WithPerm sets the permission bits used when Open creates the lock file.
@@ -109,6 +110,30 @@ func WriterPriority() Option {
 	return func(c *config) { c.writerPriority = true }
 }
 
+// RemoveOnUnlock makes Unlock remove the lock file, safely: the path is
+// removed while the exclusive lock is still held, and every lock taken
+// through a handle with the option checks, once granted, that its file is
+// still the one at the path; if it is not (the file was removed or
+// replaced), it lets that lock go, opens the path again, creating the file,
+// and retries. So whoever holds the file now at the path holds the lock,
+// and a waiter that was granted the lock on a removed file never believes
+// it holds it.
+//
+// Every handle, in every process, that locks the path must use the option:
+// a handle without it keeps locking the removed file. Each lock through the
+// handle costs a stat of the path, and read locks do not take the fast path
+// that handles without the option have. RUnlock does not remove the file.
+// An error removing the file (such as permission on the directory) is kept
+// and returned by Close; the lock is released all the same.
+//
+// On Windows a file that is still open elsewhere may keep its name until
+// the last handle on it closes (unless the file system deletes with POSIX
+// semantics), and opening the path fails meanwhile; use the option there
+// only where that is acceptable.
+func RemoveOnUnlock() Option {
+	return func(c *config) { c.removeOnUnlock = true }
+}
+
 // An RWMutex is a handle on a lock file that behaves like a sync.RWMutex
 // shared by every goroutine and every process that locks the same file.
 //
@@ -124,7 +149,8 @@ func WriterPriority() Option {
 // An RWMutex must not be copied after first use. A handle is released with
 // Close; the lock file itself is never removed.
 type RWMutex struct {
-	e            *entry
+	e            *entry   // nil with RemoveOnUnlock
+	rm           *removal // with RemoveOnUnlock
 	path         string
 	syncOnUnlock bool
 
@@ -141,9 +167,11 @@ type RWMutex struct {
 	state atomic.Int64
 	// writer is whether a write lock taken through this handle is held, so
 	// that Unlock of an unlocked handle panics as sync does.
-	writer      atomic.Bool
-	syncErrOnce sync.Once
-	syncErr     error
+	writer atomic.Bool
+	// laterErr is the first error that Unlock could not return (from
+	// SyncOnUnlock or RemoveOnUnlock); Close returns it.
+	laterErrOnce sync.Once
+	laterErr     error
 }
 
 const (
@@ -184,7 +212,12 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RWMutex{e: e, path: path, syncOnUnlock: c.syncOnUnlock}, nil
+	m := &RWMutex{e: e, path: path, syncOnUnlock: c.syncOnUnlock}
+	if c.removeOnUnlock {
+		m.e = nil
+		m.rm = &removal{cfg: c, cur: e, reads: make(map[*entry]int)}
+	}
+	return m, nil
 }
 
 var (
@@ -218,6 +251,9 @@ func (m *RWMutex) Path() string { return m.path }
 func (m *RWMutex) File() *os.File {
 	if m.state.Load()&closedBit != 0 {
 		return nil
+	}
+	if m.rm != nil {
+		return m.rm.file()
 	}
 	return m.e.file
 }
@@ -291,7 +327,13 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 		m.state.Add(-unit)
 		return false, m.pathError("lock", os.ErrClosed)
 	}
-	ok, err := m.e.lock(ctx, mode, wait)
+	var ok bool
+	var err error
+	if m.rm != nil {
+		ok, err = m.rm.lock(m.path, ctx, mode, wait)
+	} else {
+		ok, err = m.e.lock(ctx, mode, wait)
+	}
 	if !ok {
 		m.state.Add(-unit)
 		if err != nil {
@@ -314,11 +356,11 @@ func (m *RWMutex) Unlock() {
 		panic("flock: Unlock of unlocked RWMutex " + m.path)
 	}
 	if m.syncOnUnlock {
-		if err := m.e.file.Sync(); err != nil {
-			m.syncErrOnce.Do(func() { m.syncErr = m.pathError("sync", err) })
+		if err := m.File().Sync(); err != nil {
+			m.keepError("sync", err)
 		}
 	}
-	err := m.e.unlock(exclusive)
+	err := m.unlock(exclusive)
 	m.state.Add(-writeUnit)
 	if err != nil {
 		panic(m.pathError("unlock", err))
@@ -335,10 +377,26 @@ func (m *RWMutex) RUnlock() {
 		m.state.Add(readUnit)
 		panic("flock: RUnlock of unlocked RWMutex " + m.path)
 	}
-	err := m.e.unlock(shared)
+	err := m.unlock(shared)
 	if err != nil {
 		panic(m.pathError("unlock", err))
 	}
+}
+
+func (m *RWMutex) unlock(mode lockMode) error {
+	if m.rm == nil {
+		return m.e.unlock(mode)
+	}
+	removeErr, err := m.rm.unlock(mode, m.path)
+	if removeErr != nil {
+		m.keepError("remove", removeErr)
+	}
+	return err
+}
+
+// keepError keeps the first error that Unlock cannot return, for Close.
+func (m *RWMutex) keepError(op string, err error) {
+	m.laterErrOnce.Do(func() { m.laterErr = m.pathError(op, err) })
 }
 
 // RLocker returns a sync.Locker whose Lock and Unlock call m.RLock and
@@ -368,12 +426,16 @@ func (m *RWMutex) Close() error {
 			break
 		}
 	}
-	err := registry.release(m.e)
+	e := m.e
+	if m.rm != nil {
+		e = m.rm.cur
+	}
+	err := registry.release(e)
 	if err != nil {
 		err = m.pathError("close", err)
 	}
-	if m.syncErr != nil {
-		err = errors.Join(m.syncErr, err)
+	if m.laterErr != nil {
+		err = errors.Join(m.laterErr, err)
 	}
 	return err
 }

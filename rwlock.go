@@ -126,7 +126,9 @@ func (r *registryState) drop(e *entry) error {
 		return nil
 	}
 	e.dead = true
-	delete(r.entries, e.id)
+	if r.entries[e.id] == e { // not if forgotten (see RemoveOnUnlock)
+		delete(r.entries, e.id)
+	}
 	var errs []error
 	if e.held != unlocked {
 		// Unreachable while handles keep their lock counts; unlock

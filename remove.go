@@ -1,0 +1,152 @@
+package flock
+
+// Safe removal of lock files (option RemoveOnUnlock).
+//
+// Removing a lock file when unlocking breaks exclusion if done naively: a
+// process waiting on the old file gets the lock on a file that no longer
+// has a name, while a newcomer creates and locks a new file at the path,
+// and both hold "the" lock. With the option, the path is removed only by
+// the holder of the exclusive lock, before it unlocks, and every acquisition
+// checks, once the lock is granted, that its file is still the one at the
+// path; if not, it releases that lock, opens the path again (creating the
+// file) and retries. Only the holder of the file at the path holds the
+// lock.
+//
+// A handle with the option therefore moves from entry to entry as the file
+// is removed and re-created. It pins the entry each lock is taken on until
+// that lock is released, so an entry it moved away from stays open while
+// a lock on it is held, and is dropped after.
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// removal is the state of a handle opened with RemoveOnUnlock.
+type removal struct {
+	cfg config
+
+	mu     sync.Mutex
+	cur    *entry         // the entry this handle opens locks on; the handle's reference
+	writer *entry         // the entry of the write lock held through the handle
+	reads  map[*entry]int // the entries of the read locks held through the handle
+}
+
+// atPath reports whether e's file is still the one at path.
+func atPath(e *entry, path string, c *config) bool {
+	id, err := statFile(path, c.noFollow)
+	return err == nil && id == e.id
+}
+
+// lock acquires through the file now at path.
+func (r *removal) lock(path string, ctx context.Context, mode lockMode, wait bool) (bool, error) {
+	for {
+		e := r.pin()
+		ok, err := e.lock(ctx, mode, wait)
+		if !ok {
+			registry.release(e)
+			return false, err
+		}
+		if atPath(e, path, &r.cfg) {
+			r.mu.Lock()
+			if mode == exclusive {
+				r.writer = e
+			} else {
+				r.reads[e]++
+			}
+			r.mu.Unlock()
+			return true, nil
+		}
+		// The file was removed or replaced after e was opened: nobody
+		// can meet us on it any more.
+		e.unlock(mode)
+		registry.forget(e)
+		err = r.advance(e, path)
+		registry.release(e)
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// pin returns the current entry with a reference taken for one lock.
+func (r *removal) pin() *entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	r.cur.refs++
+	return r.cur
+}
+
+// advance moves the handle from the stale entry old to the file now at
+// path, unless another goroutine already has.
+func (r *removal) advance(old *entry, path string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != old {
+		return nil
+	}
+	e, err := registry.open(path, &r.cfg)
+	if err != nil {
+		return err
+	}
+	r.cur = e
+	return registry.release(old)
+}
+
+// unlock releases a lock taken through the handle; a write lock's file is
+// removed first, while it is still held. It returns the error of the
+// removal apart from the error of the release.
+func (r *removal) unlock(mode lockMode, path string) (removeErr, err error) {
+	r.mu.Lock()
+	var e *entry
+	if mode == exclusive {
+		e, r.writer = r.writer, nil
+	} else {
+		for e = range r.reads {
+			break
+		}
+		if r.reads[e]--; r.reads[e] == 0 {
+			delete(r.reads, e)
+		}
+	}
+	r.mu.Unlock()
+	if mode == exclusive {
+		if atPath(e, path, &r.cfg) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				removeErr = err
+			}
+		}
+		registry.forget(e)
+	}
+	err = e.unlock(mode)
+	return removeErr, errors.Join(err, registry.release(e))
+}
+
+// file returns the file of a lock held through the handle, or of the
+// current entry if none is.
+func (r *removal) file() *os.File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.writer != nil {
+		return r.writer.file
+	}
+	for e := range r.reads {
+		return e.file
+	}
+	return r.cur.file
+}
+
+// forget removes e from the registry, so that no Open finds an entry whose
+// file has no name any more; e itself lives on while referred to.
+func (r *registryState) forget(e *entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries[e.id] == e {
+		delete(r.entries, e.id)
+	}
+}
