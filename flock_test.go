@@ -23,7 +23,11 @@ func mustOpen(t testing.TB, path string, opts ...Option) *RWMutex {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			t.Errorf("handle left open: %v", err)
+		}
+	})
 	return m
 }
 
@@ -233,9 +237,11 @@ func TestContextAlreadyDone(t *testing.T) {
 		}
 	}
 	// Nothing was acquired: a write lock is free for another handle.
-	if ok, err := mustOpen(t, m.Path()).TryLock(); !ok || err != nil {
+	other := mustOpen(t, m.Path())
+	if ok, err := other.TryLock(); !ok || err != nil {
 		t.Fatalf("TryLock after cancelled calls = %v, %v", ok, err)
 	}
+	other.Unlock()
 }
 
 // Cancelling a wait on another goroutine returns promptly and leaves the

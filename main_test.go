@@ -35,7 +35,23 @@ func TestMain(m *testing.M) {
 		run()
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		// Every handle the tests opened is closed, so every entry is gone
+		// and no wait goroutine is left.
+		registry.mu.Lock()
+		n := len(registry.entries)
+		registry.mu.Unlock()
+		if n != 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: %d registry entries left after the tests\n", n)
+			code = 1
+		}
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: goroutines left after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // lockerMain serves lock commands on the file named by FLOCK_TEST_PATH, one
