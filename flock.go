@@ -144,10 +144,10 @@ func RemoveOnUnlock() Option {
 //
 // Once a writer is waiting, new readers of this process queue behind it, so
 // writers are not starved by the process's own readers; across processes the
-// OS decides the order.
+// OS decides the order, unless the processes use WriterPriority.
 //
 // An RWMutex must not be copied after first use. A handle is released with
-// Close; the lock file itself is never removed.
+// Close; the lock file is removed only with RemoveOnUnlock.
 type RWMutex struct {
 	e            *entry   // nil with RemoveOnUnlock
 	rm           *removal // with RemoveOnUnlock
@@ -200,7 +200,9 @@ const (
 func Open(path string, opts ...Option) (*RWMutex, error) {
 	c := config{perm: 0o666}
 	for _, o := range opts {
-		o(&c)
+		if o != nil {
+			o(&c)
+		}
 	}
 	if path == "" {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: errEmptyPath}
@@ -412,7 +414,9 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 // changes nothing, while a lock taken through m is held or a goroutine is
 // acquiring one through it. After Close every method fails with an error
 // wrapping os.ErrClosed (Lock and RLock panic with it). The lock file stays
-// open while other handles in the process refer to it, and is never removed.
+// open while other handles in the process refer to it. Close does not remove
+// the file. It returns the first error that Unlock could not return (from
+// SyncOnUnlock or RemoveOnUnlock), if any.
 func (m *RWMutex) Close() error {
 	for {
 		n := m.state.Load()
