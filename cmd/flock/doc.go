@@ -93,6 +93,6 @@
 //     util-linux buffers them when standard output is not a terminal, so
 //     they come after the command's own output, and with -F they are lost.
 //   - If flock is started with standard input, output or error closed, the
-//     Go runtime opens /dev/null in its place, and the command gets that;
-//     util-linux would open the lock file there.
+//     Go runtime (since Go 1.22) opens /dev/null in its place, and the
+//     command gets that; util-linux opens the lock file there.
 package main
