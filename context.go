@@ -24,7 +24,11 @@ import "errors"
 // osWait is one blocking OS lock call in flight for an entry.
 type osWait struct {
 	mode     lockMode
-	needGate bool          // the wait must take the writer-priority gate first
+	needGate bool // the wait must take the writer-priority gate first
+	// separate is whether the wait is on a lock owner of its own (see
+	// separateWait): then goroutines admitted in the other mode may take
+	// the lock beside it, and it is granted only after they let go.
+	separate bool
 	done     chan struct{} // closed when the call has returned and e is updated
 	abandon  chan struct{} // closed when nobody needs mode any more
 	err      error         // the call's error, other than errAbandoned; set before done
@@ -37,6 +41,9 @@ var errAbandoned = errors.New("lock wait abandoned")
 func (e *entry) startWait(mode lockMode) *osWait {
 	c := &osWait{mode: mode, done: make(chan struct{}), abandon: make(chan struct{})}
 	c.needGate = e.gate != nil && !e.gate.held
+	// With the writer-priority gate the wait may hold or wait for the gate,
+	// which its own descriptor carries: keep to one owner then.
+	c.separate = e.gate == nil && separateWait(e.fd)
 	e.inflight = c
 	go e.wait(c)
 	return c
@@ -49,7 +56,11 @@ func (e *entry) wait(c *osWait) {
 	e.inflight = nil
 	switch err {
 	case nil:
+		// held is unlocked here: a separate wait conflicts with any lock
+		// of the other mode taken beside it, and a wait of the same mode is
+		// adopted, never tried beside.
 		e.held = c.mode
+		waitGranted(e.fd)
 	case errAbandoned:
 	default:
 		c.err = err

@@ -136,10 +136,10 @@ func (r *registryState) drop(e *entry) error {
 		// locks only eventually.
 		errs = append(errs, e.osUnlock())
 	}
-	errs = append(errs, e.file.Close())
+	errs = append(errs, closeFD(e.fd), e.file.Close())
 	if e.gate != nil {
 		e.releaseGate()
-		errs = append(errs, e.gate.file.Close())
+		errs = append(errs, closeFD(e.gate.fd), e.gate.file.Close())
 	}
 	for _, f := range e.spares {
 		errs = append(errs, f.Close())
@@ -179,7 +179,7 @@ type entry struct {
 	writer   bool       // a writer is admitted
 	queue    list.List  // of *waiter, in arrival order
 	held     lockMode   // the OS lock this process holds on the file
-	inflight *osWait    // the OS wait in the kernel, if any; then held == unlocked
+	inflight *osWait    // the OS wait in the kernel, if any; held is then unlocked, or of the other mode if the wait is separate
 	gate     *gate      // the writer-priority gate, if a handle asked for it
 	spares   []*os.File // descriptors of the same file from racing Opens
 	dead     bool       // dropped from the registry; file closed
@@ -348,8 +348,17 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			e.mu.Unlock()
 			return true, nil
 		}
+		if e.held != unlocked {
+			// A writer admitted between the last reader's count reaching
+			// zero and that reader's settle (see unlock): nobody needs the
+			// shared lock, and it must not be converted in place.
+			e.osUnlock()
+			e.setFast()
+		}
 		c := e.inflight
-		if c == nil {
+		if c == nil || c.mode != mode && c.separate {
+			// No wait in flight, or one of the other mode, which nobody
+			// admitted wants, on an owner of its own: try beside it.
 			err := e.osTry(mode)
 			if err == nil {
 				e.held = mode
@@ -363,7 +372,9 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 				e.mu.Unlock()
 				return false, err
 			}
-			c = e.startWait(mode)
+			if c == nil {
+				c = e.startWait(mode)
+			}
 		} else if !wait {
 			e.leave(mode)
 			e.mu.Unlock()

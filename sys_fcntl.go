@@ -18,10 +18,26 @@ import (
 	"errors"
 	"io/fs"
 	"math/rand"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+type fd = int
+
+func sysFD(f *os.File) fd { return int(f.Fd()) }
+
+// separateWait reports false: record locks belong to the process, so no
+// second descriptor is a separate owner. A wait nobody wants any more keeps
+// the file until it is granted, then releases it.
+func separateWait(fd fd) bool { return false }
+
+// waitGranted has nothing to record: the lock waitFile got is on the
+// descriptor unlockFile releases.
+func waitGranted(fd fd) {}
+
+func closeFD(fd fd) error { return nil }
 
 var errReadOnly = errors.New("exclusive fcntl lock needs the file open for writing")
 

@@ -25,6 +25,14 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
 }
 
+func separateWait(fd fd) bool { return false }
+
+// waitGranted has nothing to record: the lock waitFile got is on the
+// descriptor unlockFile releases.
+func waitGranted(fd fd) {}
+
+func closeFD(fd fd) error { return nil }
+
 func lockFile(fd fd, mode lockMode, wait bool) error               { return errors.ErrUnsupported }
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return errors.ErrUnsupported }
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }

@@ -12,12 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type fd = int
-
 // fileID identifies a file as os.SameFile does on Unix.
 type fileID struct{ dev, ino uint64 }
-
-func sysFD(f *os.File) fd { return int(f.Fd()) }
 
 // statFile returns the identity of the file at path without opening it.
 func statFile(path string, noFollow bool) (fileID, error) {
@@ -69,11 +65,13 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 		flag |= unix.O_NOFOLLOW
 	}
 	f, err := os.OpenFile(path, flag, c.perm)
-	if err != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EISDIR)) {
-		var err2 error
-		f, err2 = os.OpenFile(path, flag&^(os.O_RDWR|os.O_CREATE), 0)
-		if err2 == nil {
-			err = nil
+	if err != nil && readOnlyWillDo(err) {
+		f2, err2 := os.OpenFile(path, flag&^(os.O_RDWR|os.O_CREATE), 0)
+		switch {
+		case err2 == nil:
+			f, err = f2, nil
+		case errors.Is(err, unix.EISDIR):
+			err = err2 // "is a directory" says nothing; why reading failed does
 		}
 	}
 	if err != nil {
@@ -89,6 +87,19 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
+// readOnlyWillDo reports whether opening for writing failed for a reason
+// that opening for reading may not share: a file or file system one may
+// only read, a directory, a running executable (ETXTBSY), an append-only or
+// immutable file (EPERM).
+func readOnlyWillDo(err error) bool {
+	for _, errno := range []unix.Errno{unix.EACCES, unix.EROFS, unix.EISDIR, unix.ETXTBSY, unix.EPERM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // lockError maps the errors by which file systems say they cannot lock to

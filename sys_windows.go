@@ -75,6 +75,18 @@ const (
 
 func sysFD(f *os.File) fd { return &lockHandle{file: windows.Handle(f.Fd())} }
 
+// separateWait reports false: a wait nobody wants any more is cancelled
+// (CancelIoEx), so waiters of the other mode need not lock beside it.
+func separateWait(h fd) bool { return false }
+
+// closeFD has nothing to close: the overlapped handle lives only while a
+// wait or the lock it got needs it.
+// waitGranted has nothing to record: the lock waitFile got is on the
+// descriptor unlockFile releases.
+func waitGranted(h fd) {}
+
+func closeFD(h fd) error { return nil }
+
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
 var (

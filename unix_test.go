@@ -450,6 +450,8 @@ func TestPermissions(t *testing.T) {
 	os.WriteFile(ro, []byte("x"), 0o444)
 	closed := filepath.Join(dir, "closed")
 	os.Mkdir(closed, 0o555)
+	unreadable := filepath.Join(dir, "unreadable")
+	os.Mkdir(unreadable, 0o311)
 
 	want := map[string]string{
 		// A file one may only read can be locked, as flock(1) allows;
@@ -457,6 +459,8 @@ func TestPermissions(t *testing.T) {
 		ro: "open ok; rlock ok; lock " + map[string]string{"flock": "ok", "fcntl": "permission"}[backendName],
 		// Creating a file where one may not write fails at Open.
 		filepath.Join(closed, "lock"): "open permission",
+		// A directory one may not read says so (not "is a directory").
+		unreadable: "open permission",
 	}
 	for path, want := range want {
 		if got := probe(t, path); got != want {
@@ -538,6 +542,49 @@ func errKind(err error, path string) string {
 		return "notexist"
 	}
 	return "error: " + err.Error()
+}
+
+// Files that cannot be opened for writing though they exist (a running
+// executable, an immutable or append-only file) are locked read-only, as
+// flock(1) locks them.
+func TestOpenReadOnlyFallback(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "sleep")
+	data, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Skipf("no /bin/sleep to run as a busy executable: %v", err)
+	}
+	os.WriteFile(exe, data, 0o755)
+	cmd := exec.Command(exe, "60")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot run %s: %v", exe, err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	paths := []string{exe}
+	for _, attr := range []string{"i", "a"} {
+		p := filepath.Join(dir, "attr-"+attr)
+		os.WriteFile(p, nil, 0o644)
+		if out, err := exec.Command("chattr", "+"+attr, p).CombinedOutput(); err != nil {
+			t.Logf("cannot test chattr +%s here (needs root and a file system with attributes): %v %s", attr, err, out)
+			continue
+		}
+		defer exec.Command("chattr", "-"+attr, p).Run()
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		m, err := Open(p)
+		if err != nil {
+			t.Errorf("Open(%s) = %v; want it opened read-only", p, err)
+			continue
+		}
+		if ok, err := m.TryRLock(); !ok || err != nil {
+			t.Errorf("%s: TryRLock = %v, %v", p, ok, err)
+		} else {
+			m.RUnlock()
+		}
+		m.Close()
+	}
 }
 
 func TestUnsupportedErrors(t *testing.T) {
