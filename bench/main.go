@@ -97,11 +97,19 @@ func main() {
 	testing.Init() // testing.Benchmark reads -test.benchtime
 	quick := flag.Bool("quick", false, "short windows and fewer repetitions (about a minute)")
 	only := flag.String("only", "", "comma-separated scenario numbers to run (default: all)")
+	handoffs := flag.Int("handoffs", 0, "handoffs per waiter in scenario 3 (default: 50 quick, 200 full)")
+	cancels := flag.Int("cancels", 0, "cancellations per waiter in scenario 4 (default: 50 quick, 200 full)")
 	flag.Parse()
 
 	cfg := fullConfig()
 	if *quick {
 		cfg = quickConfig()
+	}
+	if *handoffs > 0 {
+		cfg.handoffs = *handoffs
+	}
+	if *cancels > 0 {
+		cfg.cancels = *cancels
 	}
 	if err := flag.Set("test.benchtime", cfg.benchtime.String()); err != nil {
 		fatal(err)

@@ -337,7 +337,7 @@ func scenario4(cfg *config, res *results) ([]*table, error) {
 
 	t := &table{
 		title:  fmt.Sprintf("4. Cancellation: from cancel() to the waiting call's return, lock held by another process (%d cancellations each)", cfg.cancels),
-		header: []string{"waiter", "p50", "p99", "max", "ours ÷ this (p99)"},
+		header: []string{"waiter", "p50", "p90", "p99", "max", "ours ÷ this (p99)"},
 	}
 	lat := map[string]sample{}
 	for i := 0; i < cfg.cancels; i++ {
@@ -356,11 +356,11 @@ func scenario4(cfg *config, res *results) ([]*table, error) {
 	oursP99 := lat["ours LockContext"].pct(99)
 	for _, v := range vs {
 		if !v.cancellable {
-			t.row(v.name, "cannot be cancelled", "—", "—", "—")
+			t.row(v.name, "cannot be cancelled", "—", "—", "—", "—")
 			continue
 		}
 		s := lat[v.name]
-		t.row(v.name, fmtDur(s.median()), fmtDur(s.pct(99)), fmtDur(s.max()), fmtRatio(float64(oursP99)/float64(s.pct(99))))
+		t.row(v.name, fmtDur(s.median()), fmtDur(s.pct(90)), fmtDur(s.pct(99)), fmtDur(s.max()), fmtRatio(float64(oursP99)/float64(s.pct(99))))
 	}
 	t.note("Time from the clock read right before cancel() to the waiting call's return (wall clock, same process). ours waits on a wait already in the kernel (the wait outlives the cancelled call and is adopted by the next one). gofrs TryLockContext is cancelled at a random moment between one and two retry periods after it started. The peer's Lock and raw flock(2) block in the kernel with no way out but the lock.")
 	res.cancelP99 = oursP99
