@@ -381,7 +381,7 @@ func cancelOnce(v waitVariant) (time.Duration, error) {
 		time.Sleep(v.poll + rand.N(v.poll)) // cancel at a random phase of the polling
 	case strings.HasPrefix(v.name, "ours"):
 		err = waitFor("LockContext waits on the kernel wait", func() bool {
-			return parkedGoroutines("main.cancelWaiter") > 0 && threadsInFlock() > 0
+			return threadsInFlock() > 0 && parkedGoroutines("main.cancelWaiter") > 0
 		})
 	default:
 		err = waitFor("the goroutine parks", func() bool { return parkedGoroutines("main.cancelWaiter") > 0 })
