@@ -2,15 +2,17 @@
 
 package main
 
-// Go benchmarks for scenarios 1 and 2, with benchstat-comparable names:
-// BenchmarkLockUnlock/ours, /gofrs, /raw, /sync and so on. Compare the
-// implementations of one run with
+// Go benchmarks for scenarios 1 and 2, with stable names that benchstat
+// can compare across runs: BenchmarkLockUnlock/ours, /gofrs, /raw, /sync
+// and so on. For example, before and after a change to the core package:
 //
-//	go test -run '^$' -bench . -count 10 | tee out.txt
-//	benchstat -col /impl out.txt
+//	go test -run '^$' -bench . -count 10 > old.txt
+//	(change the core)
+//	go test -run '^$' -bench . -count 10 > new.txt
+//	benchstat old.txt new.txt
 //
-// (the sub-benchmark is the implementation). The driver (go run .) runs the
-// same functions and prints them side by side with ratios.
+// The driver (go run .) runs the same functions and prints the
+// implementations side by side, with ratios from the same run.
 
 import (
 	"os"
