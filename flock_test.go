@@ -185,14 +185,17 @@ func TestWriterNotStarvedInProcess(t *testing.T) {
 	m := mustOpen(t, lockPath(t))
 	m.RLock()
 	order := make(chan string, 2)
-	go func() { m.Lock(); order <- "writer"; m.Unlock() }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); m.Lock(); order <- "writer"; m.Unlock() }()
 	eventually(t, "the writer queues", func() bool { return m.e.queued() == 1 })
 	if ok, err := m.TryRLock(); ok || err != nil {
 		t.Fatalf("TryRLock with a writer waiting = %v, %v; want false, nil", ok, err)
 	}
-	go func() { m.RLock(); order <- "reader"; m.RUnlock() }()
+	go func() { defer wg.Done(); m.RLock(); order <- "reader"; m.RUnlock() }()
 	eventually(t, "the reader queues behind the writer", func() bool { return m.e.queued() == 2 })
 	m.RUnlock()
+	wg.Wait()
 	if first, second := <-order, <-order; first != "writer" || second != "reader" {
 		t.Fatalf("order %s, %s; want writer, reader", first, second)
 	}

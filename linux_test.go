@@ -3,7 +3,6 @@
 package flock
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,17 +25,24 @@ func osLocks(t *testing.T, path string) []string {
 	if err := unix.Stat(path, &st); err != nil {
 		t.Fatal(err)
 	}
+	// One read(2) with room for everything: /proc/locks is generated as it
+	// is read, and reading it in pieces while other processes lock and
+	// unlock can show a line twice or not at all.
 	f, err := os.Open("/proc/locks")
 	if err != nil {
 		t.Skipf("cannot count OS locks without /proc/locks: %v", err)
 	}
 	defer f.Close()
+	buf := make([]byte, 4<<20)
+	n, err := f.Read(buf)
+	if err != nil || n == len(buf) {
+		t.Fatalf("reading /proc/locks: %d bytes, %v", n, err)
+	}
 	var locks []string
 	pid, ino := strconv.Itoa(os.Getpid()), ":"+strconv.FormatUint(st.Ino, 10)
-	s := bufio.NewScanner(f)
-	for s.Scan() {
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
 		// 1: FLOCK  ADVISORY  WRITE 1234 00:2d:5678 0 EOF
-		fields := strings.Fields(s.Text())
+		fields := strings.Fields(line)
 		if len(fields) < 6 || fields[1] == "->" {
 			continue
 		}
