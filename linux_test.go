@@ -4,9 +4,9 @@ package flock
 
 import (
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
