@@ -5,6 +5,7 @@
 #
 #   FUZZTIME=2m bash .ci/fuzz.sh          # longer
 #   FUZZFLAGS='-race' bash .ci/fuzz.sh    # extra go test flags
+#   FUZZMINIMIZETIME=60s bash .ci/fuzz.sh # time spent minimizing each new input
 #
 # A failing input is written by go test to fuzz/testdata/fuzz/<Target>/;
 # commit it with the fix so that it stays a regression test.
@@ -25,5 +26,5 @@ fi
 for target in $targets; do
 	printf '\n-- %s for %s\n' "$target" "$FUZZTIME"
 	# -timeout bounds a hung run; the fuzzing engine stops at -fuzztime.
-	go test ./fuzz -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -timeout 30m ${extra[@]+"${extra[@]}"}
+	go test ./fuzz -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-10s}" -timeout 30m ${extra[@]+"${extra[@]}"}
 done

@@ -64,6 +64,9 @@ type config struct {
 	Stuck       time.Duration `json:"stuck_ns"`
 	Seed        int64         `json:"seed"`
 	Quiet       bool          `json:"-"`
+	// StopTimeout bounds the workers' shutdown (every blocked call must
+	// then get the lock); longer means deadlocked.
+	StopTimeout time.Duration `json:"stop_timeout_ns"`
 }
 
 const (
@@ -82,6 +85,7 @@ func defaultConfig() config {
 		Hold:        50 * time.Microsecond,
 		MaxDeadline: 5 * time.Millisecond,
 		Stuck:       2 * time.Second,
+		StopTimeout: 30 * time.Second,
 	}
 }
 
@@ -99,8 +103,8 @@ func (c *config) validate() error {
 		return errors.New("-cancel-ratio and -try-ratio must be between 0 and 1, and their sum at most 1")
 	case c.KillRate < 0:
 		return errors.New("-kill must not be negative")
-	case c.Hold < 0 || c.MaxDeadline < 0 || c.Stuck <= 0:
-		return errors.New("-hold and -max-deadline must not be negative, -stuck must be positive")
+	case c.Hold < 0 || c.MaxDeadline < 0 || c.Stuck <= 0 || c.StopTimeout <= 0:
+		return errors.New("-hold and -max-deadline must not be negative, -stuck and -stop-timeout must be positive")
 	}
 	return nil
 }
@@ -128,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "longest time a goroutine holds the lock (random up to this)")
 	fs.DurationVar(&c.MaxDeadline, "max-deadline", c.MaxDeadline, "longest random deadline or cancellation delay of context operations")
 	fs.DurationVar(&c.Stuck, "stuck", c.Stuck, "an operation still running this long after its deadline or cancellation is reported as stuck")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "longest time the workers may take to stop at the end; longer is reported as a deadlock")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress output")
 	if err := fs.Parse(args); err != nil {

@@ -17,16 +17,17 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-flock/flock"
 )
 
 const (
-	// startTimeout bounds a worker's start-up, stopTimeout its shutdown
-	// once told to stop (every blocked call must then get the lock).
+	// startTimeout bounds a worker's start-up; config.StopTimeout its
+	// shutdown, and killTimeout its death once SIGKILLed.
 	startTimeout = 60 * time.Second
-	stopTimeout  = 30 * time.Second
+	killTimeout  = 30 * time.Second
 	// maxMessages bounds the messages kept for the summary.
 	maxMessages = 40
 )
@@ -97,6 +98,8 @@ type parent struct {
 	errors     atomic.Int64
 	maxReaders atomic.Int64
 	maxRProcs  atomic.Int64
+
+	stalled bool // the run stopped on a deadlock
 
 	kills, killsHolding, replacements, cut int64
 	stuck, longWaits                       int64
@@ -371,6 +374,7 @@ func (p *parent) loop(start time.Time, progress io.Writer) {
 	defer signal.Stop(sig)
 
 	last, lastOps := start, int64(0)
+	stallOps, stallSince := int64(-1), start
 	for {
 		select {
 		case <-end.C:
@@ -402,9 +406,23 @@ func (p *parent) loop(start time.Time, progress io.Writer) {
 			} else {
 				fmt.Fprintln(progress, line)
 			}
-		case <-watch.C:
+		case now := <-watch.C:
 			p.watchdog()
 			p.checkExits()
+			// A deadlock stops every operation everywhere; a fair share
+			// of the goroutines run operations with deadlines, which
+			// end however busy the lock is.
+			if ops := p.totals().ops; ops != stallOps {
+				stallOps, stallSince = ops, now
+			} else if now.Sub(stallSince) > stallTimeout(p.cfg) {
+				p.violation("no operation completed anywhere for %v: deadlock? lock owners:%s; worker pids:%s",
+					now.Sub(stallSince).Round(time.Millisecond), lockOwners(p.lockPath), p.pids())
+				p.stalled = true
+				if tty {
+					fmt.Fprint(progress, "\r\x1b[K")
+				}
+				return
+			}
 		case <-kill:
 			p.killOne()
 			kill = time.After(p.nextKill())
@@ -421,6 +439,12 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(b)
+}
+
+// stallTimeout is how long no operation may complete anywhere before the
+// run is declared deadlocked.
+func stallTimeout(c config) time.Duration {
+	return max(5*time.Second, 2*c.Stuck)
 }
 
 func isTerminal(w io.Writer) bool {
@@ -467,8 +491,8 @@ func (p *parent) killOne() {
 	}
 	select {
 	case <-w.exited:
-	case <-time.After(stopTimeout):
-		p.error("worker %d (pid %d) did not die within %v of SIGKILL", w.slot, w.cmd.Process.Pid, stopTimeout)
+	case <-time.After(killTimeout):
+		p.error("worker %d (pid %d) did not die within %v of SIGKILL", w.slot, w.cmd.Process.Pid, killTimeout)
 		return
 	}
 	p.reap(w)
@@ -577,8 +601,13 @@ func (p *parent) stopAll() {
 			w.stop()
 		}
 	}
-	deadline := time.NewTimer(stopTimeout)
+	timeout := p.cfg.StopTimeout
+	if p.stalled {
+		timeout = 2 * time.Second // they will not stop: get the stacks
+	}
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	hung := false
 	for _, w := range p.procs {
 		if w == nil || w.reaped {
 			continue
@@ -586,16 +615,38 @@ func (p *parent) stopAll() {
 		select {
 		case <-w.exited:
 		case <-deadline.C:
-			p.violation("worker %d (pid %d) did not stop within %v: a lock call never returned? %s",
-				w.slot, w.cmd.Process.Pid, stopTimeout, p.describeWaits(w.slot))
+			if !hung {
+				hung = true
+				p.violation("workers did not stop within %v; lock owners:%s; worker pids:%s (stacks on stderr)",
+					timeout, lockOwners(p.lockPath), p.pids())
+			}
+			p.violation("worker %d (pid %d) did not stop: a lock call never returned?%s",
+				w.slot, w.cmd.Process.Pid, p.describeWaits(w.slot))
+			// SIGQUIT makes the Go runtime print every goroutine's stack
+			// on the worker's stderr.
 			w.killed = true
-			w.cmd.Process.Kill()
-			deadline.Reset(stopTimeout)
+			w.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-w.exited:
+			case <-time.After(5 * time.Second):
+				w.cmd.Process.Kill()
+			}
+			deadline.Reset(time.Second) // the others are most likely hung too
 		}
 		if err := p.reap(w); err != nil && !w.killed {
 			p.error("worker %d (pid %d): %v", w.slot, w.cmd.Process.Pid, err)
 		}
 	}
+}
+
+func (p *parent) pids() string {
+	var b strings.Builder
+	for _, w := range p.procs {
+		if w != nil && !w.reaped {
+			fmt.Fprintf(&b, " %d=%d", w.slot, w.cmd.Process.Pid)
+		}
+	}
+	return b.String()
 }
 
 func (p *parent) describeWaits(i int) string {

@@ -23,24 +23,30 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logWriter passes worker stderr to the test log.
+// logWriter passes worker stderr (goroutine stacks of hung workers, for
+// one) to the test log, a few lines at a time.
 type logWriter struct {
-	mu sync.Mutex
-	t  *testing.T
+	mu  sync.Mutex
+	t   *testing.T
+	buf []byte
 }
 
 func (w *logWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.t.Log(strings.TrimRight(string(b), "\n"))
+	w.buf = append(w.buf, b...)
+	if i := bytes.LastIndexByte(w.buf, '\n'); i >= 0 {
+		w.t.Log("worker stderr:\n" + string(w.buf[:i]))
+		w.buf = append(w.buf[:0], w.buf[i+1:]...)
+	}
 	return len(b), nil
 }
 
 func testConfig(d time.Duration) config {
-	c := defaultConfig()
-	c.Procs = 3
-	c.Goroutines = 6
+	c := defaultConfig() // 4 processes x 8 goroutines
 	c.Duration = d
+	c.Stuck = 5 * time.Second // -race, a loaded 2-core machine
+	c.StopTimeout = 10 * time.Second
 	c.Seed = 20240601
 	return c
 }
