@@ -41,7 +41,8 @@ func BenchmarkRawFlock(b *testing.B) {
 }
 
 // holderMain takes and releases an exclusive flock(2) lock on command: "l"
-// locks and answers "ok"; "u" answers the wall-clock time in nanoseconds
+// locks and answers "ok"; "s" downgrades it to shared and answers "ok"; "u"
+// answers the wall-clock time in nanoseconds
 // just before it unlocks.
 func holderMain() {
 	f, err := os.OpenFile(os.Getenv("FLOCK_TEST_PATH"), os.O_RDWR, 0)
@@ -59,6 +60,11 @@ func holderMain() {
 		switch buf[0] {
 		case 'l':
 			unix.Flock(fd, unix.LOCK_EX)
+			os.Stdout.WriteString("ok\n")
+		case 's':
+			// Downgrade to shared: Linux swaps the lock under one
+			// spinlock, so no waiter for an exclusive lock gets in.
+			unix.Flock(fd, unix.LOCK_SH)
 			os.Stdout.WriteString("ok\n")
 		case 'u':
 			now := time.Now().UnixNano()

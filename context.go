@@ -67,6 +67,7 @@ func (e *entry) wait(c *osWait) {
 	}
 	e.settle() // releases the lock if its caller left meanwhile
 	close(c.done)
+	e.notify()
 	e.mu.Unlock()
 	// The last handle may have been closed while the wait was in the
 	// kernel; drop keeps the entry if not.

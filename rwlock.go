@@ -174,15 +174,16 @@ type entry struct {
 	readers atomic.Int64
 
 	mu       sync.Mutex
-	refs     int        // handles referring to this entry; guarded by registry.mu
-	fastOpen bool       // whether readers is unbiased
-	writer   bool       // a writer is admitted
-	queue    list.List  // of *waiter, in arrival order
-	held     lockMode   // the OS lock this process holds on the file
-	inflight *osWait    // the OS wait in the kernel, if any; held is then unlocked, or of the other mode if the wait is separate
-	gate     *gate      // the writer-priority gate, if a handle asked for it
-	spares   []*os.File // descriptors of the same file from racing Opens
-	dead     bool       // dropped from the registry; file closed
+	refs     int           // handles referring to this entry; guarded by registry.mu
+	fastOpen bool          // whether readers is unbiased
+	writer   bool          // a writer is admitted
+	queue    list.List     // of *waiter, in arrival order
+	held     lockMode      // the OS lock this process holds on the file
+	inflight *osWait       // the OS wait in the kernel, if any; held is then unlocked, or of the other mode if the wait is separate
+	wake     chan struct{} // closed (and cleared) when held or inflight changes; made by a waiter
+	gate     *gate         // the writer-priority gate, if a handle asked for it
+	spares   []*os.File    // descriptors of the same file from racing Opens
+	dead     bool          // dropped from the registry; file closed
 }
 
 type waiter struct {
@@ -362,6 +363,7 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			err := e.osTry(mode)
 			if err == nil {
 				e.held = mode
+				e.notify() // admitted goroutines waiting for the wait beside it
 				continue
 			}
 			if err != errWouldBlock || !wait {
@@ -380,9 +382,13 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			e.mu.Unlock()
 			return false, nil
 		}
+		// Wait for any change, not only for c to end: another goroutine
+		// admitted with us may take the lock beside c (see above), and c
+		// may then wait for us to let go.
+		wake := e.changed()
 		e.mu.Unlock()
 		select {
-		case <-c.done:
+		case <-wake:
 		case <-done:
 			// If the wait was granted meanwhile, ctx still wins, as it
 			// does in the gate: leaving releases what nobody else needs.
@@ -392,11 +398,28 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			return false, ctx.Err()
 		}
 		e.mu.Lock()
-		if c.err != nil && c.mode == mode {
+		if e.inflight != c && c.err != nil && c.mode == mode {
 			e.leave(mode)
 			e.mu.Unlock()
 			return false, c.err
 		}
+	}
+}
+
+// changed returns a channel closed at the next change of the OS lock or of
+// the wait in flight. e.mu must be held.
+func (e *entry) changed() <-chan struct{} {
+	if e.wake == nil {
+		e.wake = make(chan struct{})
+	}
+	return e.wake
+}
+
+// notify wakes the goroutines waiting for a change. e.mu must be held.
+func (e *entry) notify() {
+	if e.wake != nil {
+		close(e.wake)
+		e.wake = nil
 	}
 }
 
