@@ -126,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.CancelRatio, "cancel-ratio", c.CancelRatio, "fraction of operations that are LockContext/RLockContext with a random deadline or cancellation")
 	fs.Float64Var(&c.TryRatio, "try-ratio", c.TryRatio, "fraction of operations that are TryLock/TryRLock")
 	fs.Float64Var(&c.KillRate, "kill", c.KillRate, "SIGKILL a random worker this many times per second on average (0: never), then start a replacement")
-	fs.StringVar(&c.Path, "path", "", "lock file to use (default: a file in a new temporary directory)")
+	fs.StringVar(&c.Path, "path", "", "lock file to use (default: a file in a new temporary directory); its first 8 bytes are overwritten with the writers' counter")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as JSON on stdout (progress goes to stderr)")
 	fs.BoolVar(&c.Unsafe, "unsafe-skip-lock", false, "FOR TESTING THE CHECKER ONLY: workers skip the lock calls, so violations must be reported")
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "longest time a goroutine holds the lock (random up to this)")
