@@ -152,10 +152,11 @@ func main() {
 		os.Exit(workerMain(w))
 	}
 	c, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "stress:", err)
-		}
+		fmt.Fprintln(os.Stderr, "stress:", err)
 		os.Exit(2)
 	}
 	os.Exit(runMain(c, os.Stdout, os.Stderr))
