@@ -13,6 +13,7 @@ import (
 func BenchmarkLockUnlock(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m.Lock()
 		m.Unlock()
@@ -24,6 +25,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := m.LockContext(ctx); err != nil {
 			b.Fatal(err)
@@ -35,6 +37,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 func BenchmarkRLockRUnlock(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m.RLock()
 		m.RUnlock()
@@ -44,6 +47,7 @@ func BenchmarkRLockRUnlock(b *testing.B) {
 func BenchmarkTryLockUnlock(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if ok, err := m.TryLock(); !ok || err != nil {
 			b.Fatal(ok, err)
@@ -89,6 +93,7 @@ func BenchmarkRLockParallel(b *testing.B) {
 	defer m.RUnlock()
 	b.ReportAllocs()
 	b.SetParallelism(parallelReaders(b))
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.RLock()
@@ -103,6 +108,7 @@ func BenchmarkRLockParallelStandingStart(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	b.ReportAllocs()
 	b.SetParallelism(parallelReaders(b))
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.RLock()
@@ -116,6 +122,7 @@ func BenchmarkLockParallel(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	b.ReportAllocs()
 	b.SetParallelism(parallelReaders(b))
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.Lock()
