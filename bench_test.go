@@ -91,42 +91,31 @@ func BenchmarkRLockParallel(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
 	m.RLock()
 	defer m.RUnlock()
-	b.ReportAllocs()
-	b.SetParallelism(parallelReaders(b))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			m.RLock()
-			m.RUnlock()
-		}
-	})
+	parallel(b, m.RLock, m.RUnlock)
 }
 
 // 8 goroutines take and release read locks with nobody else holding: the
 // OS shared lock is taken and dropped whenever the count passes zero.
 func BenchmarkRLockParallelStandingStart(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
-	b.ReportAllocs()
-	b.SetParallelism(parallelReaders(b))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			m.RLock()
-			m.RUnlock()
-		}
-	})
+	parallel(b, m.RLock, m.RUnlock)
 }
 
 // 8 goroutines, writers only, on one handle.
 func BenchmarkLockParallel(b *testing.B) {
 	m := mustOpen(b, lockPath(b))
+	parallel(b, m.Lock, m.Unlock)
+}
+
+// parallel runs lock and unlock in a loop in 8 goroutines.
+func parallel(b *testing.B, lock, unlock func()) {
 	b.ReportAllocs()
 	b.SetParallelism(parallelReaders(b))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Lock()
-			m.Unlock()
+			lock()
+			unlock()
 		}
 	})
 }

@@ -17,9 +17,7 @@ package flock
 import (
 	"errors"
 	"io/fs"
-	"math/rand"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +56,7 @@ func setlk(fd fd, mode lockMode, wait bool, abandon <-chan struct{}) error {
 	if wait {
 		cmd = unix.F_SETLKW
 	}
-	backoff := time.Millisecond
+	delay := backoffFirst
 	for {
 		switch err := unix.FcntlFlock(uintptr(fd), cmd, &lk); err {
 		case nil:
@@ -75,15 +73,8 @@ func setlk(fd fd, mode lockMode, wait bool, abandon <-chan struct{}) error {
 			// The kernel's deadlock detection treats a whole process as
 			// one owner, so in a threaded program it reports deadlocks
 			// that are not there. Back off (capped, jittered) and retry.
-			t := time.NewTimer(backoff/2 + time.Duration(rand.Int63n(int64(backoff))))
-			select {
-			case <-t.C:
-			case <-abandon:
-				t.Stop()
+			if !delay.wait(abandon) {
 				return errAbandoned
-			}
-			if backoff < 64*time.Millisecond {
-				backoff *= 2
 			}
 		default:
 			return lockError(err)

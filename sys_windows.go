@@ -46,10 +46,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/windows"
 )
@@ -331,7 +329,7 @@ func awaitLock(carrier windows.Handle, ol *windows.Overlapped, abandon <-chan st
 // hung. Nothing was queued by the untracked request that could grant the
 // lock behind our back, and its handle is closed.
 func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
-	backoff := time.Millisecond
+	delay := backoffFirst
 	for {
 		switch err := lockFile(h, mode, false); err {
 		case nil:
@@ -340,15 +338,8 @@ func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
 		default:
 			return err
 		}
-		t := time.NewTimer(backoff/2 + time.Duration(rand.Int63n(int64(backoff))))
-		select {
-		case <-t.C:
-		case <-abandon:
-			t.Stop()
+		if !delay.wait(abandon) {
 			return errAbandoned
-		}
-		if backoff < 64*time.Millisecond {
-			backoff *= 2
 		}
 	}
 }
