@@ -161,9 +161,13 @@ type RWMutex struct {
 	//	bits 1-31   write locks held or being acquired (writeUnit each)
 	//	bit 0       closed
 	//
-	// Close succeeds only from zero, so no goroutine is ever inside the
-	// entry through a closed handle. RUnlock of a handle that holds no read
-	// lock drives the read count, the top of the word, negative.
+	// Close succeeds only from zero, so nothing is acquired through a
+	// closed handle and its locks were all released first. (An RUnlock
+	// counts down before it settles the entry, so it may still be settling
+	// when Close drops the entry; that is harmless, since a dropped entry
+	// holds no OS lock and settling it makes no system call.) RUnlock of a
+	// handle that holds no read lock drives the read count, the top of the
+	// word, negative.
 	state atomic.Int64
 	// writer is whether a write lock taken through this handle is held, so
 	// that Unlock of an unlocked handle panics as sync does.
