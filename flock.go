@@ -377,8 +377,9 @@ func (m *RWMutex) Unlock() {
 // read lock, as sync.RWMutex does, or if the OS refuses to release the lock.
 func (m *RWMutex) RUnlock() {
 	// Counting down first, as sync.RWMutex does, detects an unlock of a
-	// handle with no read lock held or being acquired; one racing with a
-	// concurrent RLock through the same handle may go unnoticed.
+	// handle with no read lock held or being acquired. One racing with an
+	// RLock through the same handle goes unnoticed and releases that
+	// RLock's lock, as it would with sync.RWMutex: it is the caller's bug.
 	if m.state.Add(-readUnit) < 0 {
 		m.state.Add(readUnit)
 		panic("flock: RUnlock of unlocked RWMutex " + m.path)
