@@ -154,20 +154,19 @@ type RWMutex struct {
 	path         string
 	syncOnUnlock bool
 
-	// state counts what goroutines do through this handle, in one word so
-	// that a read lock or unlock costs one atomic operation here:
+	// state counts what goroutines do through this handle, in one word:
 	//
-	//	bits 32-62  read locks held or being acquired (readUnit each)
-	//	bits 1-31   write locks held or being acquired (writeUnit each)
+	//	bits 32-62  read locks held through the handle (readUnit each)
+	//	bits 1-31   goroutines acquiring a lock, holding the write lock, or
+	//	            releasing the handle's read admission (busyUnit each)
 	//	bit 0       closed
 	//
-	// Close succeeds only from zero, so nothing is acquired through a
-	// closed handle and its locks were all released first. (An RUnlock
-	// counts down before it settles the entry, so it may still be settling
-	// when Close drops the entry; that is harmless, since a dropped entry
-	// holds no OS lock and settling it makes no system call.) RUnlock of a
-	// handle that holds no read lock drives the read count, the top of the
-	// word, negative.
+	// The handle's readers share one read admission to the entry: the
+	// first takes it, the last gives it back, and those in between join
+	// with one compare-and-swap here while the entry lets readers join (see
+	// ride). So a read lock and unlock in a busy handle touch only this
+	// word. Close succeeds only from zero: nothing is held, acquired or
+	// being released through the handle.
 	state atomic.Int64
 	// writer is whether a write lock taken through this handle is held, so
 	// that Unlock of an unlocked handle panics as sync does.
@@ -180,7 +179,7 @@ type RWMutex struct {
 
 const (
 	closedBit = 1
-	writeUnit = 1 << 1
+	busyUnit  = 1 << 1
 	readUnit  = 1 << 32
 )
 
@@ -325,12 +324,11 @@ func (m *RWMutex) TryRLock() (bool, error) {
 }
 
 func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
-	unit := int64(writeUnit)
-	if mode == shared {
-		unit = readUnit
+	if mode == shared && m.rm == nil && m.ride(ctx) {
+		return true, nil
 	}
-	if m.state.Add(unit)&closedBit != 0 {
-		m.state.Add(-unit)
+	if m.state.Add(busyUnit)&closedBit != 0 {
+		m.state.Add(-busyUnit)
 		return false, m.pathError("lock", os.ErrClosed)
 	}
 	var ok bool
@@ -341,16 +339,44 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 		ok, err = m.e.lock(ctx, mode, wait)
 	}
 	if !ok {
-		m.state.Add(-unit)
+		m.state.Add(-busyUnit)
 		if err != nil {
 			err = m.pathError("lock", err)
 		}
 		return false, err
 	}
 	if mode == exclusive {
-		m.writer.Store(true)
+		m.writer.Store(true) // busyUnit stays until Unlock
+		return true, nil
+	}
+	n := m.state.Add(readUnit - busyUnit)
+	if m.rm == nil && n>>32 > 1 {
+		// The handle had its read admission already (another reader of
+		// it got one meanwhile): keep to that one and give ours back.
+		// Ours is not the entry's last, so that releases no OS lock and
+		// cannot fail.
+		m.e.unlock(shared)
 	}
 	return true, nil
+}
+
+// ride takes a read lock on the read admission the handle's readers
+// already hold, if the entry lets readers join (no writer of the process
+// holds or waits, and the process holds the OS shared lock). It reports
+// false, having done nothing, when the slow path must decide.
+func (m *RWMutex) ride(ctx context.Context) bool {
+	if ctx != nil && ctx.Err() != nil {
+		return false
+	}
+	for {
+		n := m.state.Load()
+		if n&closedBit != 0 || n < readUnit || m.e.readers.Load() <= 0 {
+			return false
+		}
+		if m.state.CompareAndSwap(n, n+readUnit) {
+			return true
+		}
+	}
 }
 
 // Unlock releases a write lock taken through m. It panics if m is not
@@ -367,7 +393,7 @@ func (m *RWMutex) Unlock() {
 		}
 	}
 	err := m.unlock(exclusive)
-	m.state.Add(-writeUnit)
+	m.state.Add(-busyUnit)
 	if err != nil {
 		panic(m.pathError("unlock", err))
 	}
@@ -376,17 +402,29 @@ func (m *RWMutex) Unlock() {
 // RUnlock releases one read lock taken through m. It panics if m holds no
 // read lock, as sync.RWMutex does, or if the OS refuses to release the lock.
 func (m *RWMutex) RUnlock() {
-	// Counting down first, as sync.RWMutex does, detects an unlock of a
-	// handle with no read lock held or being acquired. One racing with an
-	// RLock through the same handle goes unnoticed and releases that
-	// RLock's lock, as it would with sync.RWMutex: it is the caller's bug.
-	if m.state.Add(-readUnit) < 0 {
-		m.state.Add(readUnit)
-		panic("flock: RUnlock of unlocked RWMutex " + m.path)
-	}
-	err := m.unlock(shared)
-	if err != nil {
-		panic(m.pathError("unlock", err))
+	for {
+		n := m.state.Load()
+		if n < readUnit {
+			panic("flock: RUnlock of unlocked RWMutex " + m.path)
+		}
+		if m.rm == nil && n>>32 > 1 {
+			// Others of the handle still read on its admission.
+			if m.state.CompareAndSwap(n, n-readUnit) {
+				return
+			}
+			continue
+		}
+		// The last reader of the handle gives its admission back (with
+		// RemoveOnUnlock every read lock has its own). Busy meanwhile, so
+		// that Close waits for it.
+		if m.state.CompareAndSwap(n, n-readUnit+busyUnit) {
+			err := m.unlock(shared)
+			m.state.Add(-busyUnit)
+			if err != nil {
+				panic(m.pathError("unlock", err))
+			}
+			return
+		}
 	}
 }
 
