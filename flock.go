@@ -157,16 +157,16 @@ type RWMutex struct {
 	// state counts what goroutines do through this handle, in one word:
 	//
 	//	bits 32-62  read locks held through the handle (readUnit each)
-	//	bits 1-31   goroutines acquiring a lock, holding the write lock, or
-	//	            releasing the handle's read admission (busyUnit each)
+	//	bits 1-31   goroutines acquiring a lock or holding the write lock
+	//	            (busyUnit each)
 	//	bit 0       closed
 	//
 	// The handle's readers share one read admission to the entry: the
 	// first takes it, the last gives it back, and those in between join
 	// with one compare-and-swap here while the entry lets readers join (see
 	// ride). So a read lock and unlock in a busy handle touch only this
-	// word. Close succeeds only from zero: nothing is held, acquired or
-	// being released through the handle.
+	// word. Close succeeds only from zero: nothing is held or being
+	// acquired through the handle.
 	state atomic.Int64
 	// writer is whether a write lock taken through this handle is held, so
 	// that Unlock of an unlocked handle panics as sync does.
@@ -415,12 +415,12 @@ func (m *RWMutex) RUnlock() {
 			continue
 		}
 		// The last reader of the handle gives its admission back (with
-		// RemoveOnUnlock every read lock has its own). Busy meanwhile, so
-		// that Close waits for it.
-		if m.state.CompareAndSwap(n, n-readUnit+busyUnit) {
-			err := m.unlock(shared)
-			m.state.Add(-busyUnit)
-			if err != nil {
+		// RemoveOnUnlock every read lock has its own). A Close racing
+		// with it may drop the entry first; that is harmless, since a
+		// dropped entry holds no OS lock and settling it makes no system
+		// call.
+		if m.state.CompareAndSwap(n, n-readUnit) {
+			if err := m.unlock(shared); err != nil {
 				panic(m.pathError("unlock", err))
 			}
 			return
