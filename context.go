@@ -29,9 +29,8 @@ type osWait struct {
 	// separateWait): then goroutines admitted in the other mode may take
 	// the lock beside it, and it is granted only after they let go.
 	separate bool
-	done     chan struct{} // closed when the call has returned and e is updated
 	abandon  chan struct{} // closed when nobody needs mode any more
-	err      error         // the call's error, other than errAbandoned; set before done
+	err      error         // the call's error, other than errAbandoned; set before inflight is cleared
 }
 
 var errAbandoned = errors.New("lock wait abandoned")
@@ -39,7 +38,7 @@ var errAbandoned = errors.New("lock wait abandoned")
 // startWait starts the entry's OS wait for mode. e.mu must be held, and no
 // wait may be in flight.
 func (e *entry) startWait(mode lockMode) *osWait {
-	c := &osWait{mode: mode, done: make(chan struct{}), abandon: make(chan struct{})}
+	c := &osWait{mode: mode, abandon: make(chan struct{})}
 	c.needGate = e.gate != nil && !e.gate.held
 	// With the writer-priority gate the wait may hold or wait for the gate,
 	// which its own descriptor carries: keep to one owner then.
@@ -66,7 +65,6 @@ func (e *entry) wait(c *osWait) {
 		c.err = err
 	}
 	e.settle() // releases the lock if its caller left meanwhile
-	close(c.done)
 	e.notify()
 	e.mu.Unlock()
 	// The last handle may have been closed while the wait was in the

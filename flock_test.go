@@ -44,6 +44,15 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitIdle waits until no OS wait is in flight for e.
+func waitIdle(t testing.TB, e *entry) {
+	eventually(t, "the abandoned wait ends", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.inflight == nil
+	})
+}
+
 // queued returns the number of goroutines queued at e's gate.
 func (e *entry) queued() int {
 	e.mu.Lock()

@@ -19,13 +19,20 @@ const (
 	exclusive
 )
 
-// The OS backend (sys_*.go) provides, for the entry's descriptor fd:
+// The OS backend (sys_*.go) provides the types fd (what the entry locks
+// through) and fileID (a file's identity), and:
 //
-//	lockFile(fd, mode, wait) error  // errWouldBlock if !wait and held elsewhere
-//	waitFile(fd, mode, abandon) error // blocking; errAbandoned if abandon closed first (where possible)
-//	unlockFile(fd) error
 //	statFile(path, noFollow) (fileID, error)
 //	openFile(path, *config) (*os.File, fileID, error)
+//	sysFD(*os.File) fd
+//	lockFile(fd, mode, wait) error     // errWouldBlock if !wait and held elsewhere
+//	separateWait(fd) bool              // whether waitFile waits on an owner of its own
+//	waitFile(fd, mode, abandon) error  // blocking; errAbandoned if abandoned (where it can be)
+//	waitGranted(fd)                    // the lock waitFile got is now the one held
+//	unlockFile(fd) error
+//	closeFD(fd) error                  // close what sysFD opened beside the file
+//
+// All but waitFile are called with the entry's mutex held.
 
 // errWouldBlock is the backend's report that another process holds the lock.
 var errWouldBlock = errors.New("lock held elsewhere")
@@ -131,9 +138,9 @@ func (r *registryState) drop(e *entry) error {
 	}
 	var errs []error
 	if e.held != unlocked {
-		// Unreachable while handles keep their lock counts; unlock
-		// explicitly anyway, since Windows releases a closed handle's
-		// locks only eventually.
+		// The last RUnlock of a handle that is being closed may not have
+		// settled yet. Unlock explicitly rather than by closing: Windows
+		// releases a closed handle's locks only eventually.
 		errs = append(errs, e.osUnlock())
 	}
 	errs = append(errs, closeFD(e.fd), e.file.Close())
@@ -168,9 +175,8 @@ type entry struct {
 	// readers is the number of admitted readers, minus readerBias while the
 	// fast path is closed. The fast path is open exactly when the OS shared
 	// lock is held and nobody is queued (see setFast); then readers > 0 and a
-	// reader may join, or leave unless it is the last, with one
-	// compare-and-swap and no system call. Every other change goes through
-	// mu.
+	// reader may join (compare-and-swap) or leave unless it is the last
+	// (add), with no system call. Every other change goes through mu.
 	readers atomic.Int64
 
 	mu       sync.Mutex
@@ -214,7 +220,13 @@ func (e *entry) want() lockMode {
 // admissible reports whether a goroutine asking for mode may be admitted
 // now, ahead of nobody. e.mu must be held.
 func (e *entry) admissible(mode lockMode) bool {
-	if e.writer || e.queue.Len() > 0 {
+	return e.queue.Len() == 0 && e.compatible(mode)
+}
+
+// compatible reports whether mode may join the admitted goroutines: readers
+// while no writer is admitted, a writer when nobody is. e.mu must be held.
+func (e *entry) compatible(mode lockMode) bool {
+	if e.writer {
 		return false
 	}
 	return mode == shared || e.admittedReaders() == 0
@@ -259,7 +271,7 @@ func (e *entry) settle() error {
 	}
 	for el := e.queue.Front(); el != nil; el = e.queue.Front() {
 		w := el.Value.(*waiter)
-		if !e.admissibleFromQueue(w.mode) {
+		if !e.compatible(w.mode) {
 			break
 		}
 		e.admit(w.mode)
@@ -269,13 +281,6 @@ func (e *entry) settle() error {
 	e.setFast()
 	e.abandonUnwanted()
 	return err
-}
-
-func (e *entry) admissibleFromQueue(mode lockMode) bool {
-	if e.writer {
-		return false
-	}
-	return mode == shared || e.admittedReaders() == 0
 }
 
 // leave undoes the admission of a goroutine in mode. e.mu must be held.

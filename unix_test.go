@@ -181,15 +181,6 @@ func deadlineOf(ctx context.Context) time.Time {
 	return d
 }
 
-// waitIdle waits until no OS wait is in flight for e.
-func waitIdle(t testing.TB, e *entry) {
-	eventually(t, "the abandoned wait ends", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.inflight == nil
-	})
-}
-
 // A wait abandoned by its caller is adopted by the next waiter of the same
 // mode: no second OS wait starts, and the waiter gets the lock when the
 // other process releases.

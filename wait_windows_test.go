@@ -19,23 +19,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// winWaitIdle waits until no OS wait is in flight on e, so that a test can
-// tell what a finished, abandoned wait left behind.
-func winWaitIdle(t *testing.T, e *entry) {
-	t.Helper()
-	e.mu.Lock()
-	c := e.inflight
-	e.mu.Unlock()
-	if c == nil {
-		return
-	}
-	select {
-	case <-c.done:
-	case <-time.After(childTimeout):
-		t.Fatal("an abandoned OS lock wait did not end")
-	}
-}
-
 // winCarrier returns the overlapped handle that carries e's OS lock, if a
 // wait took it.
 func winCarrier(e *entry) windows.Handle {
@@ -94,7 +77,7 @@ func TestWindowsBlockingWait(t *testing.T) {
 		} else {
 			m.RUnlock()
 		}
-		winWaitIdle(t, m.e)
+		waitIdle(t, m.e)
 		if winCarrier(m.e) != 0 {
 			t.Fatal("the wait's overlapped handle outlived the lock")
 		}
@@ -139,7 +122,7 @@ func TestWindowsLockContextCancel(t *testing.T) {
 			t.Fatalf("%s LockContext did not return when cancelled", winModeName(mode))
 		}
 
-		winWaitIdle(t, m.e)
+		waitIdle(t, m.e)
 		m.e.mu.Lock()
 		held, carrier := m.e.held, m.e.fd.carrier
 		m.e.mu.Unlock()
