@@ -135,7 +135,7 @@ func waitBlocked(b *testing.B, m *RWMutex, raw bool) {
 		}
 		m.e.mu.Lock()
 		defer m.e.mu.Unlock()
-		return m.e.inflight != nil && threadInSyscall(unix.SYS_FLOCK)
+		return m.e.waiting() && threadInSyscall(unix.SYS_FLOCK)
 	})
 }
 

@@ -25,7 +25,7 @@ func BenchmarkCancel(b *testing.B) {
 		eventually(b, "the waiter waits", func() bool {
 			m.e.mu.Lock()
 			defer m.e.mu.Unlock()
-			return m.e.inflight != nil && m.e.writer
+			return m.e.waiting() && m.e.writer
 		})
 		t0 := time.Now()
 		cancel()

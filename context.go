@@ -7,43 +7,58 @@ package flock
 // descriptor does not wake the waiter), so a goroutine that must be able to
 // give up cannot make the call itself. Instead the first admitted goroutine
 // that finds the lock held by another process starts one wait goroutine for
-// the entry, and every admitted goroutine of the same mode waits for its
-// result together with its own ctx. When the wait ends the wait goroutine
-// records the OS lock as held, and settle releases it at once if no admitted
-// goroutine needs it any more: a wait that outlived its caller is thus
-// adopted by the next waiter of the same mode or released the moment it is
-// granted. At most one wait per entry is in the kernel (entry.inflight), so
-// at most one OS thread per file per process blocks there, however many
-// goroutines wait.
+// the entry and its mode, and every admitted goroutine of the same mode
+// waits for its result together with its own ctx. When the wait ends the
+// wait goroutine records the OS lock as held, and settle releases it at
+// once if no admitted goroutine needs it any more: a wait that outlived its
+// caller is thus adopted by the next waiter of the same mode or released the
+// moment it is granted.
+//
+// At most one wait per entry and mode is in the kernel (entry.inflight), so
+// at most two OS threads per file per process block there, however many
+// goroutines wait; where the backend cannot wait on an owner of its own
+// (separateWait is false), at most one. A second wait, of the other mode,
+// exists because a wait that nobody wants any more cannot be abandoned on
+// flock(2): an abandoned writer's wait may stay blocked long after readers
+// could have gone in (another process converting to shared, or leaving
+// only readers behind), and only a wait for a shared lock sees that.
 //
 // Where the OS can abandon a wait (Windows), abandon is closed when nobody
 // needs the wait's mode any more, and the backend returns errAbandoned.
 
-import "errors"
+import (
+	"context"
+	"time"
+)
 
 // osWait is one blocking OS lock call in flight for an entry.
 type osWait struct {
-	mode     lockMode
-	needGate bool // the wait must take the writer-priority gate first
+	mode lockMode
 	// separate is whether the wait is on a lock owner of its own (see
 	// separateWait): then goroutines admitted in the other mode may take
 	// the lock beside it, and it is granted only after they let go.
 	separate bool
+	// gate is the entry's writer-priority gate when the wait started, if
+	// any; the wait passes it first. gateHeld is the gate lock the wait
+	// holds (guarded by the entry's mutex): it is let go the moment the
+	// wait is abandoned, since priority is for goroutines that still wait.
+	gate     *entry
+	gateHeld lockMode
 	abandon  chan struct{} // closed when nobody needs mode any more
 	err      error         // the call's error, other than errAbandoned; set before inflight is cleared
 }
 
-var errAbandoned = errors.New("lock wait abandoned")
-
-// startWait starts the entry's OS wait for mode. e.mu must be held, and no
-// wait may be in flight.
-func (e *entry) startWait(mode lockMode) *osWait {
-	c := &osWait{mode: mode, abandon: make(chan struct{})}
-	c.needGate = e.gate != nil && !e.gate.held
-	// With the writer-priority gate the wait may hold or wait for the gate,
-	// which its own descriptor carries: keep to one owner then.
-	c.separate = e.gate == nil && separateWait(e.fd)
-	e.inflight = c
+// startWait starts the entry's OS wait for mode, which must have none in
+// flight. If beside, a wait of the other mode is in flight and the new one
+// must be separate from it; startWait returns nil if it cannot be. e.mu
+// must be held.
+func (e *entry) startWait(mode lockMode, beside bool) *osWait {
+	sep := separateWait(e.fd, mode)
+	if beside && !sep {
+		return nil
+	}
+	c := &osWait{mode: mode, separate: sep, gate: e.gate, abandon: make(chan struct{})}
+	e.inflight[mode] = c
 	go e.wait(c)
 	return c
 }
@@ -52,18 +67,21 @@ func (e *entry) wait(c *osWait) {
 	err := e.osWait(c)
 
 	e.mu.Lock()
-	e.inflight = nil
+	e.inflight[c.mode] = nil
 	switch err {
 	case nil:
-		// held is unlocked here: a separate wait conflicts with any lock
-		// of the other mode taken beside it, and a wait of the same mode is
-		// adopted, never tried beside.
+		// held is unlocked here (see entry.inflight). The writer's gate
+		// goes with the lock; a reader needs it no longer.
 		e.held = c.mode
-		waitGranted(e.fd)
+		waitGranted(e.fd, c.mode)
+		if c.mode == exclusive {
+			e.gateHeld, c.gateHeld = c.gateHeld, unlocked
+		}
 	case errAbandoned:
 	default:
 		c.err = err
 	}
+	c.releaseGate()
 	e.settle() // releases the lock if its caller left meanwhile
 	e.notify()
 	e.mu.Unlock()
@@ -72,16 +90,67 @@ func (e *entry) wait(c *osWait) {
 	registry.drop(e)
 }
 
-// abandonUnwanted tells the wait in flight, if nobody needs its mode any
-// more, that it may give up. e.mu must be held.
-func (e *entry) abandonUnwanted() {
-	c := e.inflight
-	if c == nil || c.mode == e.want() {
-		return
+// osWait waits for the OS lock in c.mode, first for the gate if the wait
+// has one. It runs without e.mu.
+func (e *entry) osWait(c *osWait) error {
+	if c.gate != nil {
+		gm, err := takeGate(c.gate, abandonContext(c.abandon), c.mode)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		c.gateHeld = gm
+		select {
+		case <-c.abandon:
+			c.releaseGate()
+			e.mu.Unlock()
+			return errAbandoned
+		default:
+		}
+		e.mu.Unlock()
 	}
+	return waitFile(e.fd, c.mode, c.abandon)
+}
+
+// releaseGate lets go of the gate lock the wait holds, if any. The entry's
+// mutex must be held.
+func (c *osWait) releaseGate() {
+	if c.gateHeld != unlocked {
+		c.gate.unlock(c.gateHeld)
+		c.gateHeld = unlocked
+	}
+}
+
+// abandonUnwanted tells each wait in flight whose mode nobody needs any
+// more that it may give up, and lets go of the gate it holds. e.mu must be
+// held.
+func (e *entry) abandonUnwanted() {
+	want := e.want()
+	for _, c := range e.inflight {
+		if c == nil || c.mode == want {
+			continue
+		}
+		select {
+		case <-c.abandon:
+		default:
+			close(c.abandon)
+			c.releaseGate()
+		}
+	}
+}
+
+// abandonContext is a context that ends when abandon is closed, for the
+// gate's own wait (an entry's lock takes a context).
+type abandonContext <-chan struct{}
+
+func (a abandonContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (a abandonContext) Done() <-chan struct{}       { return a }
+func (a abandonContext) Value(any) any               { return nil }
+func (a abandonContext) Err() error {
 	select {
-	case <-c.abandon:
+	case <-a:
+		return context.Canceled
 	default:
-		close(c.abandon)
+		return nil
 	}
 }

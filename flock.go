@@ -213,6 +213,12 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 	if strings.IndexByte(path, 0) >= 0 {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: errNULPath}
 	}
+	if c.removeOnUnlock {
+		if c.noCreate {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: errNoCreateRemove}
+		}
+		c.noFollow = true
+	}
 	e, err := registry.open(path, &c)
 	if err != nil {
 		return nil, err
@@ -226,8 +232,9 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 }
 
 var (
-	errEmptyPath = wrapInvalid("empty path")
-	errNULPath   = wrapInvalid("path contains a NUL byte")
+	errEmptyPath      = wrapInvalid("empty path")
+	errNULPath        = wrapInvalid("path contains a NUL byte")
+	errNoCreateRemove = wrapInvalid("NoCreate and RemoveOnUnlock do not go together: the file removed by Unlock could not be locked again")
 )
 
 // invalidError is an input error that also matches fs.ErrInvalid.
@@ -487,6 +494,11 @@ func (m *RWMutex) Close() error {
 	return err
 }
 
+// pathError names the handle's path in err, once: an *fs.PathError that
+// names it already is returned as it is.
 func (m *RWMutex) pathError(op string, err error) error {
+	if pe, ok := err.(*fs.PathError); ok && pe.Path == m.path {
+		return pe
+	}
 	return &fs.PathError{Op: op, Path: m.path, Err: err}
 }

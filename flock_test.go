@@ -49,7 +49,7 @@ func waitIdle(t testing.TB, e *entry) {
 	eventually(t, "the abandoned wait ends", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return e.inflight == nil
+		return !e.waiting()
 	})
 }
 

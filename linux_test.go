@@ -156,7 +156,7 @@ func TestOneKernelWaiter(t *testing.T) {
 	eventually(t, "all waiters wait", func() bool {
 		m.e.mu.Lock()
 		defer m.e.mu.Unlock()
-		return m.e.queue.Len() == waiters-1 && m.e.inflight != nil
+		return m.e.queue.Len() == waiters-1 && m.e.waiting()
 	})
 	eventually(t, "the wait reaches the kernel", func() bool {
 		in, _ := threadsIn(t, nr)

@@ -12,6 +12,14 @@ package flock
 // it. New readers thus queue on the gate behind a waiting writer, and the
 // writer waits only for the readers already inside.
 //
+// The gate file is locked through its own registry entry, like any lock
+// file: one descriptor and one OS lock per gate file per process, whatever
+// number of lock-file entries share it (a lock file removed and re-created
+// with RemoveOnUnlock has one entry per file, and one gate). So the gate's
+// descriptor is never closed while the process holds the gate through it
+// (on fcntl platforms that would drop it), and the process's own users of
+// the gate are ordered by the gate entry's FIFO.
+//
 // Only OS acquisitions pass the gate: readers joining a shared lock their
 // process already holds do not, so a process whose own readers overlap
 // without a break keeps its shared lock (and the writer waits) until they
@@ -19,17 +27,11 @@ package flock
 // are still excluded by the lock itself, but are not ordered by the gate.
 
 import (
-	"os"
+	"context"
+	"errors"
+	"io/fs"
 	"path/filepath"
 )
-
-// gate is an entry's writer-priority gate: the open sidecar file and
-// whether this process holds its exclusive lock. Guarded by entry.mu.
-type gate struct {
-	file *os.File
-	fd   fd
-	held bool
-}
 
 // gatePath names the gate of the lock file at path, resolving symbolic
 // links so that every process reaching the file through a link uses one
@@ -42,85 +44,103 @@ func gatePath(path string) string {
 	return path + ".gate"
 }
 
-// addGate gives e a gate if it has none. The caller holds registry.mu, so
-// no two Opens open the gate file at once.
-func addGate(e *entry, path string, c *config) error {
+// gateConfig opens gate files: never through a symbolic link (the gate is
+// the package's own file), never creating them (createSidecar does).
+var gateConfig = config{noFollow: true, noCreate: true}
+
+// addGate gives e a gate if it has none. The gate file is created, if it
+// does not exist, with the lock file's permission bits and, where the
+// process may, its owner and group: whoever may not open the lock file may
+// not open the gate either, and so cannot block the lock's users through
+// it.
+func (r *registryState) addGate(e *entry, path string) error {
 	e.mu.Lock()
 	has := e.gate != nil
 	e.mu.Unlock()
 	if has {
 		return nil
 	}
-	f, _, err := openFile(gatePath(path), &config{perm: c.perm})
-	if err != nil {
-		return err
+	gp := gatePath(path)
+	var g *entry
+	for tries := 0; ; tries++ {
+		if err := createSidecar(gp, e.file); err != nil {
+			return err
+		}
+		var err error
+		g, err = r.find(gp, &gateConfig)
+		if err == nil {
+			break
+		}
+		// Removed between its creation and its opening: create it again,
+		// a few times.
+		if !errors.Is(err, fs.ErrNotExist) || tries == 3 {
+			return err
+		}
 	}
 	e.mu.Lock()
-	e.gate = &gate{file: f, fd: sysFD(f)}
+	if e.gate == nil {
+		e.gate, g = g, nil
+	}
 	e.mu.Unlock()
+	if g != nil {
+		r.release(g) // another Open of the same file gave it a gate first
+	}
 	return nil
 }
 
+// takeGate takes the gate g for an OS acquisition in mode, waiting if ctx
+// is not nil. The gate is taken exclusively; but a backend that cannot take
+// an exclusive lock through a gate it could only open for reading (fcntl)
+// lets readers through with a shared gate lock, which still waits behind a
+// writer holding the gate. It returns the mode taken, errWouldBlock if the
+// gate is held elsewhere and ctx is nil, errAbandoned if ctx ended, and
+// other errors naming the gate file.
+func takeGate(g *entry, ctx context.Context, mode lockMode) (lockMode, error) {
+	gm := exclusive
+	ok, err := g.lock(ctx, gm, ctx != nil)
+	if err != nil && mode == shared && errors.Is(err, errReadOnly) {
+		gm = shared
+		ok, err = g.lock(ctx, gm, ctx != nil)
+	}
+	switch {
+	case err != nil && ctx != nil && ctx.Err() != nil:
+		return unlocked, errAbandoned
+	case err != nil:
+		return unlocked, &fs.PathError{Op: "lock", Path: g.file.Name(), Err: err}
+	case !ok:
+		return unlocked, errWouldBlock
+	}
+	return gm, nil
+}
+
 // osTry takes the OS lock in mode without waiting, through the gate if e
-// has one. On errWouldBlock from the lock itself the gate stays held for
-// the wait that follows; settle releases it if none does. e.mu must be
-// held.
+// has one. A writer keeps the gate with the lock; a reader, and anyone who
+// failed, lets it go at once (a wait takes it again for itself). e.mu must
+// be held.
 func (e *entry) osTry(mode lockMode) error {
-	g := e.gate
-	if g == nil {
+	if e.gate == nil {
 		return lockFile(e.fd, mode, false)
 	}
-	if !g.held {
-		if err := lockFile(g.fd, exclusive, false); err != nil {
-			return err
-		}
-		g.held = true
+	gm, err := takeGate(e.gate, nil, mode)
+	if err != nil {
+		return err
 	}
-	err := lockFile(e.fd, mode, false)
-	if err == nil && mode == shared {
-		e.releaseGate()
+	err = lockFile(e.fd, mode, false)
+	if err == nil && mode == exclusive {
+		e.gateHeld = gm
+	} else {
+		e.gate.unlock(gm)
 	}
 	return err
 }
 
-// osWait waits for the OS lock in c.mode, first for the gate if the wait
-// needs it. It runs without e.mu.
-func (e *entry) osWait(c *osWait) error {
-	if c.needGate {
-		if err := waitFile(e.gate.fd, exclusive, c.abandon); err != nil {
-			return err
-		}
-		e.mu.Lock()
-		e.gate.held = true
-		e.mu.Unlock()
-		select {
-		case <-c.abandon:
-			return errAbandoned // settle releases the gate
-		default:
-		}
-	}
-	return waitFile(e.fd, c.mode, c.abandon)
-}
-
-// osUnlock releases the OS lock (and the gate with it). e.mu must be held.
+// osUnlock releases the OS lock, and the gate with it. e.mu must be held.
 func (e *entry) osUnlock() error {
 	err := unlockFile(e.fd)
 	e.held = unlocked
-	e.releaseGate()
-	return err
-}
-
-// releaseGate releases the gate if this process holds it. e.mu must be
-// held.
-func (e *entry) releaseGate() {
-	if g := e.gate; g != nil && g.held {
-		unlockFile(g.fd)
-		g.held = false
+	if e.gateHeld != unlocked {
+		e.gate.unlock(e.gateHeld)
+		e.gateHeld = unlocked
 	}
-}
-
-// gateNeeded reports whether the gate, if held, must stay held: by the
-// writer holding the lock or by the OS wait in flight. e.mu must be held.
-func (e *entry) gateNeeded() bool {
-	return e.held == exclusive || e.inflight != nil
+	return err
 }

@@ -9,43 +9,73 @@ import (
 	"time"
 )
 
-// A reader waiting for an abandoned writer's wait must wake when another
-// reader of the process takes the lock beside that wait; otherwise the wait
-// (blocked by our own shared lock) and the reader (admitted, so keeping the
-// lock) wait for each other forever.
-func TestReaderWokenWhenLockTakenBesideWait(t *testing.T) {
+// A reader admitted while an abandoned writer's wait is still in the
+// kernel (flock(2) cannot abandon it) must get the lock as soon as another
+// process lets readers in: when that process converts its exclusive lock to
+// shared, or leaves with other processes' readers already inside. The
+// abandoned wait stays blocked in both cases, so only a wait for a shared
+// lock sees the change.
+func TestReaderBesideAbandonedWriterWait(t *testing.T) {
 	if backendName != "flock" {
-		t.Skipf("the %s backend never locks beside a wait in flight", backendName)
+		t.Skipf("the %s backend never locks beside a wait in flight (documented)", backendName)
 	}
-	p := lockPath(t)
-	m := mustOpen(t, p)
-	h := startChildRole(t, "holder", p)
-	h.must(t, "l")
+	for _, tc := range []struct {
+		name string
+		// letReadersIn makes the holder h let readers in, the abandoned
+		// writer's wait staying blocked; r is a second process.
+		letReadersIn func(t *testing.T, h, r *child)
+		// done undoes it.
+		done func(t *testing.T, h, r *child)
+	}{
+		{"holder converts to shared",
+			func(t *testing.T, h, r *child) { h.must(t, "s") },
+			func(t *testing.T, h, r *child) { h.do("u") }},
+		{"holder leaves, other readers inside",
+			func(t *testing.T, h, r *child) {
+				if err := r.send("rlock"); err != nil { // blocks until h leaves
+					t.Fatal(err)
+				}
+				h.do("u")
+				if got := r.recv(); got != "ok" {
+					t.Fatalf("reader process: %s", got)
+				}
+			},
+			func(t *testing.T, h, r *child) { r.must(t, "runlock") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := lockPath(t)
+			m := mustOpen(t, p)
+			h := startChildRole(t, "holder", p)
+			r := startChild(t, p)
+			h.must(t, "l")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("LockContext = %v", err)
-	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel2()
-	waiting := make(chan error, 1)
-	go func() { waiting <- m.RLockContext(ctx2) }()
-	eventually(t, "the reader waits beside the abandoned writer's wait", func() bool {
-		m.e.mu.Lock()
-		defer m.e.mu.Unlock()
-		return m.e.admittedReaders() == 1 && m.e.wake != nil
-	})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("LockContext = %v", err)
+			}
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel2()
+			waiting := make(chan error, 1)
+			go func() { waiting <- m.RLockContext(ctx2) }()
+			eventually(t, "the reader waits beside the abandoned writer's wait", func() bool {
+				m.e.mu.Lock()
+				defer m.e.mu.Unlock()
+				return m.e.admittedReaders() == 1 && m.e.wake != nil
+			})
 
-	h.must(t, "s") // the other process now reads; the abandoned wait stays blocked
-	if ok, err := m.TryRLock(); !ok || err != nil {
-		t.Fatalf("TryRLock beside the abandoned wait = %v, %v", ok, err)
+			tc.letReadersIn(t, h, r)
+			select {
+			case err := <-waiting:
+				if err != nil {
+					t.Fatalf("the waiting reader: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the reader still waits 10 s after readers could go in")
+			}
+			m.RUnlock()
+			tc.done(t, h, r)
+			waitIdle(t, m.e)
+		})
 	}
-	if err := <-waiting; err != nil {
-		t.Fatalf("the waiting reader: %v", err)
-	}
-	m.RUnlock()
-	m.RUnlock()
-	h.do("u")
-	waitIdle(t, m.e)
 }

@@ -5,6 +5,13 @@ package flock
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,10 +38,10 @@ func TestWriterInLastReadersWindow(t *testing.T) {
 		eventually(t, "the writer waits in the kernel", func() bool {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			return e.inflight != nil
+			return e.inflight[exclusive] != nil && (e.gate == nil || e.inflight[exclusive].gateHeld != unlocked)
 		})
 		e.mu.Lock()
-		held, gateHeld := e.held, e.gate != nil && e.gate.held
+		held := e.held
 		e.mu.Unlock()
 		if held != unlocked {
 			t.Fatalf("writer waits while the process holds the OS lock in mode %d (converted in place)", held)
@@ -46,9 +53,10 @@ func TestWriterInLastReadersWindow(t *testing.T) {
 		r.state.Add(-readUnit)
 		if e.gate != nil {
 			e.mu.Lock()
-			still := e.gate.held
+			c := e.inflight[exclusive]
+			still := c != nil && c.gateHeld != unlocked
 			e.mu.Unlock()
-			if gateHeld && !still {
+			if !still {
 				t.Fatal("the reader's late settle released the waiting writer's gate")
 			}
 		}
@@ -112,4 +120,238 @@ func TestAbandonedWriterWaitLetsReadersIn(t *testing.T) {
 		t.Fatalf("child trylock after we left = %s: the abandoned wait kept the lock", got)
 	}
 	c.must(t, "unlock")
+}
+
+// Open must not return the entry of another file whose inode number the
+// path's stat happened to give: the stat is a guess until a reference pins
+// the entry (issue: a.lock deleted between find's stat and its lookup, its
+// inode reused by b.lock, which the process has open). The hook makes the
+// race deterministic: a.lock is a hard link to b.lock when it is statted,
+// and a file of its own right after.
+func TestOpenVerifiesIdentity(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.lock"), filepath.Join(dir, "b.lock")
+	hb := mustOpen(t, b)
+	if err := os.Link(b, a); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	testHookStatted = func(path string) {
+		if path != a {
+			return
+		}
+		once.Do(func() {
+			if err := os.Remove(a); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(a, nil, 0o644); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	defer func() { testHookStatted = nil }()
+	ha := mustOpen(t, a)
+	testHookStatted = nil
+	if ha.e == hb.e {
+		t.Fatal("Open(a.lock) returned b.lock's entry")
+	}
+	st, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := ha.File().Stat(); err != nil || !os.SameFile(fi, st) {
+		t.Fatalf("a's handle locks a file other than a.lock (%v)", err)
+	}
+	// And so the two exclude nobody of each other.
+	hb.Lock()
+	if ok, err := ha.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock(a.lock) while b.lock is held = %v, %v", ok, err)
+	}
+	ha.Unlock()
+	hb.Unlock()
+}
+
+// A RemoveOnUnlock whose removal fails leaves the file at the path, and the
+// process must keep treating it as the one file it is: a later Open of the
+// path gets the same entry (on fcntl a second descriptor and entry would
+// mean two write holders in one process), and the error names the path
+// once.
+func TestRemoveOnUnlockRemovalFails(t *testing.T) {
+	p := lockPath(t)
+	denied := &fs.PathError{Op: "remove", Path: p, Err: fs.ErrPermission}
+	removeFile = func(string) error { return denied }
+	defer func() { removeFile = os.Remove }()
+
+	a := mustOpen(t, p, RemoveOnUnlock())
+	a.Lock()
+	held := a.rm.writer
+	a.Unlock()
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the file is gone though its removal failed: %v", err)
+	}
+	b := mustOpen(t, p)
+	if b.e != held {
+		t.Fatal("Open after a failed removal got a second entry for the same file")
+	}
+	a.Lock()
+	if ok, err := b.TryLock(); ok || err != nil {
+		t.Fatalf("TryLock through another handle while a holds = %v, %v", ok, err)
+	}
+	a.Unlock()
+	b.Close()
+	err := a.Close()
+	if !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("Close = %v; want the removal's error", err)
+	}
+	if n := strings.Count(err.Error(), p); n != 1 {
+		t.Fatalf("Close's error names the path %d times: %v", n, err)
+	}
+}
+
+// RemoveOnUnlock refuses a symbolic link (removing it would remove the
+// link and keep the lock file) and refuses NoCreate (the removed file could
+// not be locked again); links in the directories above are fine.
+func TestRemoveOnUnlockRefuses(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, nil, 0o644)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Open(link, RemoveOnUnlock()); err == nil {
+		m.Close()
+		t.Fatal("Open of a symbolic link with RemoveOnUnlock succeeded")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Open of a symbolic link with RemoveOnUnlock: %v", err)
+	}
+	if m, err := Open(target, RemoveOnUnlock(), NoCreate()); err == nil {
+		m.Close()
+		t.Fatal("Open with RemoveOnUnlock and NoCreate succeeded")
+	} else if !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("Open with RemoveOnUnlock and NoCreate: %v; want fs.ErrInvalid", err)
+	}
+	linkDir := filepath.Join(dir, "linkdir")
+	if err := os.Symlink(dir, linkDir); err != nil {
+		t.Fatal(err)
+	}
+	m := mustOpen(t, filepath.Join(linkDir, "target"), RemoveOnUnlock())
+	m.Lock()
+	m.Unlock()
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lock file reached through a linked directory not removed: %v", err)
+	}
+}
+
+// The writer-priority gate is created with the lock file's permission bits
+// and owner, so that whoever may not open the lock file cannot block its
+// users through the gate.
+func TestGatePermissions(t *testing.T) {
+	p := lockPath(t)
+	m := mustOpen(t, p, WithPerm(0o600))
+	m.Close()
+	if os.Geteuid() == 0 {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m = mustOpen(t, p, WriterPriority())
+	defer m.Close()
+	fi, err := os.Stat(p + ".gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("gate mode %v; want the lock file's 0600", got)
+	}
+	if os.Geteuid() == 0 {
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("gate owner %d:%d; want the lock file's 65534:65534", st.Uid, st.Gid)
+		}
+	} else {
+		t.Log("not root: the owner copy is not tested")
+	}
+}
+
+// Handles of one process on successive files at one path (RemoveOnUnlock)
+// share the gate file: closing the handle of the old file must not close
+// the gate descriptor through which the current holder holds the gate (on
+// fcntl platforms that drops the process's gate lock).
+func TestGateSharedAcrossEntries(t *testing.T) {
+	p := lockPath(t)
+	opts := []Option{WriterPriority(), RemoveOnUnlock()}
+	a, b := mustOpen(t, p, opts...), mustOpen(t, p, opts...)
+	b.Lock()
+	b.Unlock() // removes the file; a and b still refer to its entry
+	a.Lock()   // moves a to a new file, holding the gate with it
+	if a.rm.writer == b.rm.cur {
+		t.Fatal("a holds the removed file")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, p+".gate")
+	if got := c.do("trylock"); got != "held" {
+		t.Fatalf("another process's trylock of the gate while a holds the lock = %s; want held", got)
+	}
+	a.Unlock()
+	if got := c.do("trylock"); got != "ok" {
+		t.Fatalf("another process's trylock of the gate after Unlock = %s; want ok", got)
+	}
+	c.must(t, "unlock")
+}
+
+// A gate that can only be opened for reading (here: immutable) still lets
+// readers through on every backend; a writer's failure names the gate.
+func TestReadOnlyGate(t *testing.T) {
+	p := lockPath(t)
+	g := p + ".gate"
+	os.WriteFile(g, nil, 0o644)
+	if out, err := exec.Command("chattr", "+i", g).CombinedOutput(); err != nil {
+		t.Skipf("cannot make the gate immutable here (needs root and a file system with attributes): %v %s", err, out)
+	}
+	defer exec.Command("chattr", "-i", g).Run()
+	m := mustOpen(t, p, WriterPriority())
+	defer m.Close()
+	if ok, err := m.TryRLock(); !ok || err != nil {
+		t.Fatalf("TryRLock with a read-only gate = %v, %v", ok, err)
+	}
+	m.RUnlock()
+	ok, err := m.TryLock()
+	if ok {
+		m.Unlock()
+	}
+	if backendName == "fcntl" {
+		if ok || !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), g) {
+			t.Fatalf("TryLock with a read-only gate = %v, %v; want a permission error naming the gate", ok, err)
+		}
+	} else if !ok || err != nil {
+		t.Fatalf("TryLock with a read-only gate = %v, %v", ok, err)
+	}
+}
+
+// A writer wait that its caller abandoned lets go of the gate at once:
+// otherwise the process keeps every WriterPriority user of every process
+// out for as long as the wait stays in the kernel, after every context in
+// the process has ended.
+func TestAbandonedWaitReleasesGate(t *testing.T) {
+	p := lockPath(t)
+	m := mustOpen(t, p, WriterPriority())
+	c := startChild(t, p) // without the option: not ordered by the gate
+	c.must(t, "lock")
+	for _, lock := range []func(context.Context) error{m.LockContext, m.RLockContext, m.LockContext} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := lock(ctx)
+		cancel()
+		if err == nil {
+			t.Fatal("locked while another process holds the lock")
+		}
+	}
+	g := startChild(t, p+".gate")
+	if got := g.do("trylock"); got != "ok" {
+		t.Fatalf("another process's trylock of the gate after our contexts ended = %s; want ok", got)
+	}
+	g.must(t, "unlock")
+	c.must(t, "unlock")
+	waitIdle(t, m.e)
 }

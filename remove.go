@@ -15,7 +15,16 @@ package flock
 // A handle with the option therefore moves from entry to entry as the file
 // is removed and re-created. It pins the entry each lock is taken on until
 // that lock is released, so an entry it moved away from stays open while
-// a lock on it is held, and is dropped after.
+// a lock on it is held, and is dropped after. An entry stays registered as
+// long as it is open, removed or not: its open file pins the identity, so
+// no other file can be found under it, and a file whose removal failed is
+// still found by the next Open of its path, which must not open a second
+// descriptor of it.
+//
+// The path is never followed through a symbolic link (the option implies
+// NoFollow): removing the path would remove the link and leave the lock
+// file, and a process using the link and one using the target would then
+// each hold "the" lock.
 
 import (
 	"context"
@@ -34,6 +43,10 @@ type removal struct {
 	writer *entry         // the entry of the write lock held through the handle
 	reads  map[*entry]int // the entries of the read locks held through the handle
 }
+
+// removeFile removes the lock file; a variable so that tests can make it
+// fail.
+var removeFile = os.Remove
 
 // atPath reports whether e's file is still the one at path.
 func atPath(e *entry, path string, c *config) bool {
@@ -63,7 +76,6 @@ func (r *removal) lock(path string, ctx context.Context, mode lockMode, wait boo
 		// The file was removed or replaced after e was opened: nobody
 		// can meet us on it any more.
 		e.unlock(mode)
-		registry.forget(e)
 		err = r.advance(e, path)
 		registry.release(e)
 		if err != nil {
@@ -115,13 +127,10 @@ func (r *removal) unlock(mode lockMode, path string) (removeErr, err error) {
 		}
 	}
 	r.mu.Unlock()
-	if mode == exclusive {
-		if atPath(e, path, &r.cfg) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				removeErr = err
-			}
+	if mode == exclusive && atPath(e, path, &r.cfg) {
+		if err := removeFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			removeErr = err
 		}
-		registry.forget(e)
 	}
 	err = e.unlock(mode)
 	return removeErr, errors.Join(err, registry.release(e))
@@ -139,14 +148,4 @@ func (r *removal) file() *os.File {
 		return e.file
 	}
 	return r.cur.file
-}
-
-// forget removes e from the registry, so that no Open finds an entry whose
-// file has no name any more; e itself lives on while referred to.
-func (r *registryState) forget(e *entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.entries[e.id] == e {
-		delete(r.entries, e.id)
-	}
 }

@@ -10,33 +10,6 @@ import (
 	"sync/atomic"
 )
 
-// lockMode is what a lock is held for, in-process or by the OS.
-type lockMode uint8
-
-const (
-	unlocked lockMode = iota
-	shared
-	exclusive
-)
-
-// The OS backend (sys_*.go) provides the types fd (what the entry locks
-// through) and fileID (a file's identity), and:
-//
-//	statFile(path, noFollow) (fileID, error)
-//	openFile(path, *config) (*os.File, fileID, error)
-//	sysFD(*os.File) fd
-//	lockFile(fd, mode, wait) error     // errWouldBlock if !wait and held elsewhere
-//	separateWait(fd) bool              // whether waitFile waits on an owner of its own
-//	waitFile(fd, mode, abandon) error  // blocking; errAbandoned if abandoned (where it can be)
-//	waitGranted(fd)                    // the lock waitFile got is now the one held
-//	unlockFile(fd) error
-//	closeFD(fd) error                  // close what sysFD opened beside the file
-//
-// All but waitFile are called with the entry's mutex held.
-
-// errWouldBlock is the backend's report that another process holds the lock.
-var errWouldBlock = errors.New("lock held elsewhere")
-
 // registry maps file identity to the process's one entry for that file, so
 // that every handle on a file, whatever path it was opened by, shares one
 // open file, one in-process gate and one OS lock.
@@ -48,22 +21,14 @@ type registryState struct {
 }
 
 // open returns the entry for the file at path, with a reference taken for
-// the caller's handle.
-//
-// The identity is looked up by stat before anything is opened, so that no
-// second descriptor of a file the process already holds is opened and
-// closed: on fcntl platforms closing any descriptor of a file drops the
-// process's lock on it.
+// the caller's handle, and with the writer-priority gate if c asks for it.
 func (r *registryState) open(path string, c *config) (*entry, error) {
 	e, err := r.find(path, c)
 	if err != nil {
 		return nil, err
 	}
 	if c.writerPriority {
-		r.mu.Lock()
-		err := addGate(e, path, c)
-		r.mu.Unlock()
-		if err != nil {
+		if err := r.addGate(e, path); err != nil {
 			r.release(e)
 			return nil, err
 		}
@@ -73,41 +38,80 @@ func (r *registryState) open(path string, c *config) (*entry, error) {
 
 // find returns the entry of the file at path, opening the file if no entry
 // has it, with a reference taken.
+//
+// The identity is looked up by stat before anything is opened, so that no
+// second descriptor of a file the process already holds is opened and
+// closed: on fcntl platforms closing any descriptor of a file drops the
+// process's lock on it. But a stat is only a guess: between it and the
+// lookup the file may be removed and its inode number reused at once by
+// another lock file that has an entry (ext4 and tmpfs do reuse them at
+// once). Once a reference is taken, the entry's open file pins its inode,
+// so a second stat that still finds the same identity proves the path names
+// the entry's file; otherwise the reference goes back and find starts over.
 func (r *registryState) find(path string, c *config) (*entry, error) {
-	id, err := statFile(path, c.noFollow)
-	switch {
-	case err == nil:
-		r.mu.Lock()
-		if e := r.entries[id]; e != nil {
-			e.refs++
-			r.mu.Unlock()
-			return e, nil
+	for {
+		id, err := statFile(path, c.noFollow)
+		if testHookStatted != nil {
+			testHookStatted(path)
 		}
-		r.mu.Unlock()
-	case errors.Is(err, fs.ErrNotExist) && !c.noCreate:
-		// Create it below.
-	default:
-		return nil, err
-	}
+		switch {
+		case err == nil:
+			e := r.ref(id)
+			if e == nil {
+				break // not open in this process: open it below
+			}
+			if again, err := statFile(path, c.noFollow); err == nil && again == id {
+				return e, nil
+			}
+			// Not the file at path (any more): the reference goes back. An
+			// error closing that other file is not this path's to report.
+			r.release(e)
+			continue
+		case errors.Is(err, fs.ErrNotExist) && !c.noCreate:
+			// Create it below.
+		default:
+			return nil, err
+		}
 
-	f, id, err := openFile(path, c)
-	if err != nil {
-		return nil, err
+		f, id, err := openFile(path, c)
+		if err != nil {
+			return nil, err
+		}
+		// f pins the identity it was opened with, and every registered
+		// entry's file pins its own: an entry with this identity is this
+		// very file.
+		r.mu.Lock()
+		e := r.entries[id]
+		if e != nil {
+			// Another Open of the same file won the race. Closing f now
+			// could drop that entry's fcntl lock; keep it until the entry
+			// goes.
+			e.spares = append(e.spares, f)
+		} else {
+			e = &entry{id: id, file: f, fd: sysFD(f)}
+			e.readers.Store(-readerBias)
+			r.entries[id] = e
+		}
+		e.refs++
+		r.mu.Unlock()
+		return e, nil
 	}
+}
+
+// testHookStatted, if set by a test, runs between find's stat and its
+// lookup: where the race it guards against happens.
+var testHookStatted func(path string)
+
+// ref returns the registered entry with identity id, with a reference
+// taken, or nil.
+func (r *registryState) ref(id fileID) *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[id]
 	if e != nil {
-		// Another Open of the same file won the race. Closing f now could
-		// drop that entry's fcntl lock; keep it until the entry goes.
-		e.spares = append(e.spares, f)
-	} else {
-		e = &entry{id: id, file: f, fd: sysFD(f)}
-		e.readers.Store(-readerBias)
-		r.entries[id] = e
+		e.refs++
 	}
-	e.refs++
-	return e, nil
+	return e
 }
 
 // release drops a handle's reference to e. The last reference closes the
@@ -123,17 +127,25 @@ func (r *registryState) release(e *entry) error {
 }
 
 // drop removes e and closes its files if no handle refers to it and no OS
-// wait is in flight on it.
+// wait is in flight on it; it then lets go of e's gate.
 func (r *registryState) drop(e *entry) error {
+	g, err := r.dropLocked(e)
+	if g != nil {
+		err = errors.Join(err, r.release(g))
+	}
+	return err
+}
+
+func (r *registryState) dropLocked(e *entry) (gate *entry, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.refs > 0 || e.inflight != nil || e.dead {
-		return nil
+	if e.refs > 0 || e.waiting() || e.dead {
+		return nil, nil
 	}
 	e.dead = true
-	if r.entries[e.id] == e { // not if forgotten (see RemoveOnUnlock)
+	if r.entries[e.id] == e {
 		delete(r.entries, e.id)
 	}
 	var errs []error
@@ -144,14 +156,10 @@ func (r *registryState) drop(e *entry) error {
 		errs = append(errs, e.osUnlock())
 	}
 	errs = append(errs, closeFD(e.fd), e.file.Close())
-	if e.gate != nil {
-		e.releaseGate()
-		errs = append(errs, closeFD(e.gate.fd), e.gate.file.Close())
-	}
 	for _, f := range e.spares {
 		errs = append(errs, f.Close())
 	}
-	return errors.Join(errs...)
+	return e.gate, errors.Join(errs...)
 }
 
 // readerBias is subtracted from entry.readers while the reader fast path is
@@ -180,16 +188,33 @@ type entry struct {
 	readers atomic.Int64
 
 	mu       sync.Mutex
-	refs     int           // handles referring to this entry; guarded by registry.mu
-	fastOpen bool          // whether readers is unbiased
-	writer   bool          // a writer is admitted
-	queue    list.List     // of *waiter, in arrival order
-	held     lockMode      // the OS lock this process holds on the file
-	inflight *osWait       // the OS wait in the kernel, if any; held is then unlocked, or of the other mode if the wait is separate
+	refs     int       // handles (and entries, for a gate) referring to this entry; guarded by registry.mu
+	fastOpen bool      // whether readers is unbiased
+	writer   bool      // a writer is admitted
+	queue    list.List // of *waiter, in arrival order
+	held     lockMode  // the OS lock this process holds on the file
+	// inflight holds the OS waits in the kernel, by mode. A wait on the
+	// entry's own descriptor (not separate) is alone, and nothing is tried
+	// beside it; separate waits, on owners of their own, may be in flight
+	// for both modes, and the lock may be held beside one in the other
+	// mode. A wait is granted only while held is unlocked: it conflicts
+	// with any lock taken beside it.
+	inflight [exclusive + 1]*osWait
 	wake     chan struct{} // closed (and cleared) when held or inflight changes; made by a waiter
-	gate     *gate         // the writer-priority gate, if a handle asked for it
 	spares   []*os.File    // descriptors of the same file from racing Opens
 	dead     bool          // dropped from the registry; file closed
+
+	// The writer-priority gate (see priority.go), if a handle asked for
+	// it: the gate file's own entry, of which this entry holds a
+	// reference, and the gate lock held for the OS lock held (only while
+	// held is exclusive).
+	gate     *entry
+	gateHeld lockMode
+}
+
+// waiting reports whether an OS wait is in flight. e.mu must be held.
+func (e *entry) waiting() bool {
+	return e.inflight[shared] != nil || e.inflight[exclusive] != nil
 }
 
 type waiter struct {
@@ -265,9 +290,6 @@ func (e *entry) settle() error {
 	var err error
 	if e.held != unlocked && e.held != e.want() {
 		err = e.osUnlock()
-	}
-	if !e.gateNeeded() {
-		e.releaseGate()
 	}
 	for el := e.queue.Front(); el != nil; el = e.queue.Front() {
 		w := el.Value.(*waiter)
@@ -347,6 +369,14 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 // lockOS gets the OS lock for a goroutine the gate admitted in mode. It is
 // called with e.mu held and returns with it released; on failure the
 // goroutine has left the gate.
+//
+// Every admitted goroutine that cannot have the lock yet waits for a change
+// with an OS wait of its own mode in flight (started by the first of them,
+// adopted by the rest), unless a wait of the other mode on the entry's own
+// descriptor forbids it: then only that wait's end can change anything. So
+// whatever another process does to its lock (release it, convert it, leave
+// only readers behind) is seen by a wait in the kernel that wants exactly
+// what the waiting goroutines want.
 func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool) (bool, error) {
 	for {
 		if e.held == mode {
@@ -361,14 +391,24 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			e.osUnlock()
 			e.setFast()
 		}
-		c := e.inflight
-		if c == nil || c.mode != mode && c.separate {
-			// No wait in flight, or one of the other mode, which nobody
-			// admitted wants, on an owner of its own: try beside it.
+		own, other := e.inflight[mode], e.inflight[mode.other()]
+		switch {
+		case own != nil || other != nil && !other.separate:
+			// Our wait is in flight (adopt it), or the other mode's
+			// occupies the descriptor we would try on.
+			if !wait {
+				e.leave(mode)
+				e.mu.Unlock()
+				return false, nil
+			}
+		default:
+			// Nothing in flight, or the other mode's wait on an owner of
+			// its own, which the admitted goroutines (of our mode) do not
+			// want: try beside it.
 			err := e.osTry(mode)
 			if err == nil {
 				e.held = mode
-				e.notify() // admitted goroutines waiting for the wait beside it
+				e.notify() // admitted goroutines waiting for a change
 				continue
 			}
 			if err != errWouldBlock || !wait {
@@ -379,17 +419,11 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 				e.mu.Unlock()
 				return false, err
 			}
-			if c == nil {
-				c = e.startWait(mode)
-			}
-		} else if !wait {
-			e.leave(mode)
-			e.mu.Unlock()
-			return false, nil
+			// If no wait of our own can go beside the other's (its
+			// descriptor could not be opened), the other's end is the
+			// change we wait for.
+			own = e.startWait(mode, other != nil)
 		}
-		// Wait for any change, not only for c to end: another goroutine
-		// admitted with us may take the lock beside c (see above), and c
-		// may then wait for us to let go.
 		wake := e.changed()
 		e.mu.Unlock()
 		select {
@@ -403,10 +437,10 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			return false, ctx.Err()
 		}
 		e.mu.Lock()
-		if e.inflight != c && c.err != nil && c.mode == mode {
+		if own != nil && e.inflight[mode] != own && own.err != nil {
 			e.leave(mode)
 			e.mu.Unlock()
-			return false, c.err
+			return false, own.err
 		}
 	}
 }

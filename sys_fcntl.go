@@ -15,7 +15,6 @@ package flock
 // lockf(3) and Python's fcntl.lockf(fd, op) do.
 
 import (
-	"errors"
 	"io/fs"
 	"os"
 
@@ -29,15 +28,13 @@ func sysFD(f *os.File) fd { return int(f.Fd()) }
 // separateWait reports false: record locks belong to the process, so no
 // second descriptor is a separate owner. A wait nobody wants any more keeps
 // the file until it is granted, then releases it.
-func separateWait(fd fd) bool { return false }
+func separateWait(fd fd, mode lockMode) bool { return false }
 
 // waitGranted has nothing to record: the lock waitFile got is on the
 // descriptor unlockFile releases.
-func waitGranted(fd fd) {}
+func waitGranted(fd fd, mode lockMode) {}
 
 func closeFD(fd fd) error { return nil }
-
-var errReadOnly = errors.New("exclusive fcntl lock needs the file open for writing")
 
 func lockFile(fd fd, mode lockMode, wait bool) error {
 	return setlk(fd, mode, wait, nil)

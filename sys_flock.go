@@ -11,14 +11,20 @@ package flock
 // converts a lock in place, so a pending LOCK_EX granted later would turn
 // the readers' LOCK_SH, taken meanwhile, into LOCK_EX (and releasing the
 // unwanted grant would release theirs). Blocking waits therefore go through
-// a second open file description of the same file, opened the first time
-// one is needed; the two conflict like any two owners, so the process's
-// goroutines can take the lock through the first beside a wait nobody wants
-// any more, and that wait is granted only after they let go.
+// further open file descriptions of the same file, one per mode, opened the
+// first time one is needed; they conflict with the entry's own like any two
+// owners, so the process's goroutines can take the lock through it beside a
+// wait nobody wants any more, and that wait is granted only after they let
+// go. Once a wait is granted its descriptor is moved onto the entry's own
+// (dup2): the lock then lives on the descriptor of the *os.File that File
+// returns and that child processes inherit, whichever way it was taken, and
+// the entry's previous open file description, which held no lock (a grant
+// conflicts with any lock beside it), is closed by the move.
 
 import (
 	"os"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,13 +32,18 @@ import (
 type fd = *flockFD
 
 type flockFD struct {
-	main   int    // the entry's file
-	name   string // the path main was opened by
-	wait   int    // the descriptor for blocking waits, or -1
-	onWait bool   // the lock held was granted through wait
+	main int    // the entry's file
+	name string // the path main was opened by
+	// wait holds the descriptors for blocking waits, by mode, or -1.
+	wait [exclusive + 1]int
+	// carrier is the descriptor of a granted wait that could not be moved
+	// onto main (dup2 failed), which then carries the lock, or -1.
+	carrier int
 }
 
-func sysFD(f *os.File) fd { return &flockFD{main: int(f.Fd()), name: f.Name(), wait: -1} }
+func sysFD(f *os.File) fd {
+	return &flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}, carrier: -1}
+}
 
 func lockFile(fd fd, mode lockMode, wait bool) error {
 	return flock(fd.main, mode, wait)
@@ -59,25 +70,33 @@ func flock(fd int, mode lockMode, wait bool) error {
 	}
 }
 
-// separateWait prepares the wait descriptor and reports whether waits go
-// through it. It runs under the entry's mutex, before the wait starts.
-func separateWait(fd fd) bool {
-	if fd.wait >= 0 {
+// separateWait prepares the wait descriptor for mode and reports whether
+// the wait goes through it. It runs under the entry's mutex, before the
+// wait starts. The descriptor is opened with the access mode of main, so
+// that moving it onto main changes nothing File's users can see but the
+// offset; if that is not possible (no descriptor left, permissions changed
+// since), the wait goes on main.
+func separateWait(fd fd, mode lockMode) bool {
+	if fd.wait[mode] >= 0 {
 		return true
 	}
 	var st, st2 unix.Stat_t
 	if unix.Fstat(fd.main, &st) != nil {
 		return false
 	}
+	fl, err := unix.FcntlInt(uintptr(fd.main), unix.F_GETFL, 0)
+	if err != nil {
+		return false
+	}
 	// /proc reaches the very file even if its path is gone or names another
 	// now; elsewhere, open the path and check it is the same file.
 	for _, name := range []string{"/proc/self/fd/" + strconv.Itoa(fd.main), fd.name} {
-		w, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		w, err := unix.Open(name, fl&unix.O_ACCMODE|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 		if err != nil {
 			continue
 		}
 		if unix.Fstat(w, &st2) == nil && st2.Dev == st.Dev && st2.Ino == st.Ino {
-			fd.wait = w
+			fd.wait[mode] = w
 			return true
 		}
 		unix.Close(w)
@@ -87,20 +106,41 @@ func separateWait(fd fd) bool {
 
 // waitFile blocks in the kernel; flock(2) offers no way to abandon the wait.
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {
-	if fd.wait < 0 {
-		return flock(fd.main, mode, true)
+	if w := fd.wait[mode]; w >= 0 {
+		return flock(w, mode, true)
 	}
-	return flock(fd.wait, mode, true)
+	return flock(fd.main, mode, true)
 }
 
-// waitGranted records that the lock waitFile got is the one held. It runs
-// under the entry's mutex, which unlockFile's callers hold too.
-func waitGranted(fd fd) { fd.onWait = fd.wait >= 0 }
+// waitGranted moves the lock a separate wait got onto main. It runs under
+// the entry's mutex, which every other function of the backend but
+// waitFile runs under too.
+func waitGranted(fd fd, mode lockMode) {
+	w := fd.wait[mode]
+	if w < 0 {
+		return // granted on main
+	}
+	fd.wait[mode] = -1
+	// dup2 leaves the new descriptor inheritable; hold fork-exec off until
+	// it is close-on-exec again, as the syscall package's own code does.
+	syscall.ForkLock.RLock()
+	err := unix.Dup2(w, fd.main)
+	if err == nil {
+		unix.CloseOnExec(fd.main)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		fd.carrier = w // it keeps the lock until unlockFile
+		return
+	}
+	unix.Close(w) // main refers to its open file description now
+}
 
 func unlockFile(fd fd) error {
 	d := fd.main
-	if fd.onWait {
-		d, fd.onWait = fd.wait, false
+	if fd.carrier >= 0 {
+		d = fd.carrier
+		defer func() { unix.Close(d); fd.carrier = -1 }()
 	}
 	for {
 		if err := unix.Flock(d, unix.LOCK_UN); err != unix.EINTR {
@@ -111,10 +151,15 @@ func unlockFile(fd fd) error {
 
 // closeFD closes what sysFD's descriptor does not own.
 func closeFD(fd fd) error {
-	if fd.wait < 0 {
-		return nil
+	var err error
+	for _, w := range append(fd.wait[:], fd.carrier) {
+		if w >= 0 {
+			if cerr := unix.Close(w); err == nil {
+				err = cerr
+			}
+		}
 	}
-	w := fd.wait
-	fd.wait = -1
-	return unix.Close(w)
+	fd.wait = [...]int{-1, -1, -1}
+	fd.carrier = -1
+	return err
 }

@@ -25,11 +25,15 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
 }
 
-func separateWait(fd fd) bool { return false }
+func createSidecar(path string, like *os.File) error {
+	return &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
+}
+
+func separateWait(fd fd, mode lockMode) bool { return false }
 
 // waitGranted has nothing to record: the lock waitFile got is on the
 // descriptor unlockFile releases.
-func waitGranted(fd fd) {}
+func waitGranted(fd fd, mode lockMode) {}
 
 func closeFD(fd fd) error { return nil }
 

@@ -39,7 +39,7 @@ func statFile(path string, noFollow bool) (fileID, error) {
 }
 
 var (
-	errSymlink = errors.New("final path element is a symbolic link (NoFollow)")
+	errSymlink = errors.New("final path element is a symbolic link (refused with NoFollow or RemoveOnUnlock)")
 	errType    = errors.New("not a regular file or directory")
 )
 
@@ -109,4 +109,50 @@ func lockError(err error) error {
 		return unsupportedError{err}
 	}
 	return err
+}
+
+// createSidecar creates the file at path, unless something is there
+// already, with the permission bits of like (less any execute bits) and,
+// where the process may, like's owner and group. The umask does not apply:
+// the sidecar is meant to be exactly as accessible as like. It is created
+// empty, never through a symbolic link, and closed again.
+func createSidecar(path string, like *os.File) error {
+	var st unix.Stat_t
+	if err := fstat(like, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: like.Name(), Err: err}
+	}
+	perm := uint32(st.Mode) & 0o666
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.EEXIST:
+		return nil
+	case err != nil:
+		return &fs.PathError{Op: "create", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return &fs.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	// Only a privileged process may give a file away; anyone may give it
+	// to a group it belongs to. Short of both, the sidecar is the
+	// creator's, with the permission bits above.
+	if unix.Fchown(fd, int(st.Uid), int(st.Gid)) != nil {
+		unix.Fchown(fd, -1, int(st.Gid))
+	}
+	return nil
+}
+
+func fstat(f *os.File, st *unix.Stat_t) error {
+	for {
+		if err := unix.Fstat(int(f.Fd()), st); err != unix.EINTR {
+			return err
+		}
+	}
 }

@@ -75,20 +75,39 @@ func sysFD(f *os.File) fd { return &lockHandle{file: windows.Handle(f.Fd())} }
 
 // separateWait reports false: a wait nobody wants any more is cancelled
 // (CancelIoEx), so waiters of the other mode need not lock beside it.
-func separateWait(h fd) bool { return false }
+func separateWait(h fd, mode lockMode) bool { return false }
 
 // closeFD has nothing to close: the overlapped handle lives only while a
 // wait or the lock it got needs it.
 // waitGranted has nothing to record: the lock waitFile got is on the
 // descriptor unlockFile releases.
-func waitGranted(h fd) {}
+func waitGranted(h fd, mode lockMode) {}
+
+// createSidecar creates the file at path, unless something is there
+// already. Its access control comes from the directory, as the lock
+// file's does unless someone changed it; only the read-only attribute is
+// copied from like.
+func createSidecar(path string, like *os.File) error {
+	perm := fs.FileMode(0o666)
+	if st, err := like.Stat(); err == nil && st.Mode().Perm()&0o200 == 0 {
+		perm = 0o444
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
 func closeFD(h fd) error { return nil }
 
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
 var (
-	errSymlink = errors.New("final path element is a symbolic link (NoFollow)")
+	errSymlink = errors.New("final path element is a symbolic link (refused with NoFollow or RemoveOnUnlock)")
 	errDir     = errors.New("is a directory: directories cannot be locked on Windows")
 	errType    = errors.New("not a regular file: devices, pipes and consoles cannot be locked")
 )

@@ -105,7 +105,7 @@ func TestCrossProcessHandoff(t *testing.T) {
 		eventually(t, "the wait is in the kernel", func() bool {
 			m.e.mu.Lock()
 			defer m.e.mu.Unlock()
-			return m.e.inflight != nil
+			return m.e.waiting()
 		})
 		c.must(t, "unlock")
 		<-got
@@ -195,7 +195,7 @@ func TestAbandonedWaitAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.e.mu.Lock()
-	first := m.e.inflight
+	first := m.e.inflight[exclusive]
 	m.e.mu.Unlock()
 	if first == nil {
 		t.Fatal("no OS wait in flight after the cancelled LockContext")
@@ -208,7 +208,7 @@ func TestAbandonedWaitAdopted(t *testing.T) {
 		return m.e.writer
 	})
 	m.e.mu.Lock()
-	again := m.e.inflight
+	again := m.e.inflight[exclusive]
 	m.e.mu.Unlock()
 	if again != first {
 		t.Fatal("a second OS wait was started instead of adopting the first")

@@ -1,0 +1,56 @@
+package flock
+
+// The backend contract: what the in-process layer needs from the OS layer
+// (sys_*.go), and the vocabulary they share. Nothing here branches on the
+// platform.
+//
+// Each backend provides the types fd (what an entry locks through) and
+// fileID (a file's identity, as os.SameFile compares files), and:
+//
+//	statFile(path, noFollow) (fileID, error)
+//	openFile(path, *config) (*os.File, fileID, error)
+//	createSidecar(path, like *os.File) error // create path with like's mode and owner, if absent
+//	sysFD(*os.File) fd
+//	lockFile(fd, mode, wait) error           // errWouldBlock if !wait and held elsewhere
+//	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
+//	waitFile(fd, mode, abandon) error        // blocking; errAbandoned if abandoned (where it can be)
+//	waitGranted(fd, mode)                    // the lock waitFile got is now the one held
+//	unlockFile(fd) error
+//	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
+//
+// All but statFile, openFile, createSidecar and waitFile are called with
+// the entry's mutex held.
+//
+// Where separateWait reports true, the lock a wait is granted must end up on
+// the entry's own file (waitGranted moves it there), so that the *os.File
+// that File returns, and that a child process may inherit, is the one that
+// carries the lock.
+
+import "errors"
+
+// lockMode is what a lock is held for, in-process or by the OS.
+type lockMode uint8
+
+const (
+	unlocked lockMode = iota
+	shared
+	exclusive
+)
+
+// other returns the other of shared and exclusive.
+func (m lockMode) other() lockMode { return shared + exclusive - m }
+
+var (
+	// errWouldBlock is the backend's report that another process holds the
+	// lock.
+	errWouldBlock = errors.New("lock held elsewhere")
+
+	// errAbandoned is waitFile's report that it gave up because abandon
+	// was closed.
+	errAbandoned = errors.New("lock wait abandoned")
+
+	// errReadOnly is matched (errors.Is) by the error of a backend that
+	// cannot take an exclusive lock through a descriptor open for reading
+	// only (fcntl); such an error also matches fs.ErrPermission.
+	errReadOnly = errors.New("exclusive fcntl lock needs the file open for writing")
+)
