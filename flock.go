@@ -99,8 +99,14 @@ func SyncOnUnlock() Option {
 //
 // It works through a second lock file, the gate, named after the lock file
 // with ".gate" appended (after resolving symbolic links) and created beside
-// it with the same permissions; it is not removed. Each OS acquisition then
-// costs the gate's lock and unlock as well. Every process that should take
+// it with the lock file's permission bits and, where the process may, its
+// owner and group, so that nobody who cannot open the lock file can open
+// the gate; an existing gate is used as it is (a symbolic link there is
+// refused), and it is not removed. Each OS acquisition then costs the
+// gate's lock and unlock as well. A wait whose caller gave up lets go of
+// the gate at once. On fcntl platforms, a gate that can only be opened for
+// reading lets readers through (with a shared lock on it), and writers fail
+// with an error matching fs.ErrPermission that names the gate. Every process that should take
 // part must use the option; others (flock(1), other libraries) are still
 // excluded by the lock but not ordered by the gate. Readers that join a
 // read lock their own process already holds do not pass the gate, so a
@@ -119,12 +125,19 @@ func WriterPriority() Option {
 // and a waiter that was granted the lock on a removed file never believes
 // it holds it.
 //
-// Every handle, in every process, that locks the path must use the option:
-// a handle without it keeps locking the removed file. Each lock through the
-// handle costs a stat of the path, and read locks do not take the fast path
-// that handles without the option have. RUnlock does not remove the file.
-// An error removing the file (such as permission on the directory) is kept
-// and returned by Close; the lock is released all the same.
+// Every handle, in every process, that locks the path must use the option,
+// and the same path: a handle without it, or one reaching the file through
+// another hard link, keeps locking the removed file. The option implies
+// NoFollow: removing a symbolic link would remove the link and keep the
+// lock file, so Open refuses a final symbolic link (directories above may
+// be links). Open refuses NoCreate with it (the error matches
+// fs.ErrInvalid): the removed file could not be locked again. Each lock
+// through the handle costs a stat of the path, and read locks do not take
+// the fast path that handles without the option have. RUnlock does not
+// remove the file. An error removing the file (such as permission on the
+// directory) is kept and returned by Close; the lock is released all the
+// same, and the file, still at the path, stays the one every handle of the
+// process on the path locks.
 //
 // On Windows a file that is still open elsewhere may keep its name until
 // the last handle on it closes (unless the file system deletes with POSIX
@@ -257,9 +270,12 @@ func (m *RWMutex) Path() string { return m.path }
 
 // File returns the open lock file, through which the lock's holder may read
 // and write content. All handles of the process on the same file share this
-// *os.File and its offset: use ReadAt and WriteAt, or Seek under the lock.
-// The caller must not close it (Close the handle instead). File returns nil
-// after Close.
+// *os.File and its offset: use ReadAt and WriteAt. On flock(2) platforms
+// its descriptor is the one that carries the process's lock however the
+// lock was taken (a lock granted after a wait in the kernel is moved onto
+// it), so a child process that inherits it inherits the lock; that move
+// resets the offset. The caller must not close it (Close the handle
+// instead). File returns nil after Close.
 func (m *RWMutex) File() *os.File {
 	if m.state.Load()&closedBit != 0 {
 		return nil

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A reader admitted while an abandoned writer's wait is still in the
@@ -76,6 +78,53 @@ func TestReaderBesideAbandonedWriterWait(t *testing.T) {
 			m.RUnlock()
 			tc.done(t, h, r)
 			waitIdle(t, m.e)
+		})
+	}
+}
+
+// A lock granted after a wait in the kernel lives on the descriptor of
+// File, as an uncontended one does: cmd/flock hands that descriptor to the
+// command it runs, and a child that inherits it must inherit the lock.
+// flock(2) on the very open file description that holds the lock succeeds
+// (it converts nothing); on any other, it fails while the lock is held.
+func TestContendedLockOnFile(t *testing.T) {
+	if backendName != "flock" {
+		t.Skipf("%s locks belong to the process, not to a descriptor", backendName)
+	}
+	for _, tc := range []struct {
+		name string
+		lock func(m *RWMutex) error
+	}{
+		{"Lock", func(m *RWMutex) error { m.Lock(); return nil }},
+		{"LockContext", func(m *RWMutex) error { return m.LockContext(context.Background()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := lockPath(t)
+			m := mustOpen(t, p)
+			c := startChild(t, p)
+			c.must(t, "lock")
+			got := make(chan error, 1)
+			go func() { got <- tc.lock(m) }()
+			eventually(t, "the writer waits in the kernel", func() bool {
+				m.e.mu.Lock()
+				defer m.e.mu.Unlock()
+				return m.e.waiting()
+			})
+			c.must(t, "unlock")
+			if err := <-got; err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Flock(int(m.File().Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+				t.Fatalf("the lock is not on File's descriptor: flock on it = %v", err)
+			}
+			if got := c.do("trylock"); got != "held" {
+				t.Fatalf("child trylock while we hold = %s", got)
+			}
+			m.Unlock()
+			if got := c.do("trylock"); got != "ok" {
+				t.Fatalf("child trylock after Unlock = %s", got)
+			}
+			c.must(t, "unlock")
 		})
 	}
 }

@@ -32,6 +32,49 @@
 //
 // -unsafe-skip-lock exists only to test the checker: workers skip the lock
 // calls altogether, and the run must then report violations.
+//
+// # Path mode: many lock files, removed and re-created
+//
+// -files N (N > 1), -churn or -remove select path mode: N lock files
+// (lock00, lock01, ...) in one directory (a new one under -dir, or in the
+// temporary directory; use a file system that reuses inode numbers, such as
+// ext4: tmpfs does not). Every operation picks a random lock file and opens
+// a fresh handle on it (half the time; else it uses the goroutine's
+// long-lived handle on that file), runs one of the lock calls above, and
+// closes a fresh handle after; -openers goroutines per worker only open,
+// check and close handles. With -churn, half the (verified, see below)
+// write sections remove their file while they still hold its exclusive
+// lock, and the parent re-creates missing files; with -remove every handle uses RemoveOnUnlock,
+// so every write unlock removes the file. -prio opens every handle (in
+// either mode) with WriterPriority.
+//
+// A goroutine holds path P only if, once granted the lock, it finds its
+// file (File().Stat()) to be the file at P (os.Stat); since files are
+// removed only by such a holder of the exclusive lock, after it left its
+// section and before it unlocks, a correct lock keeps verified holders of
+// one path to one file. The witness keeps a section count per lock file
+// in every slot: a verified writer of a path together with any other
+// verified holder of the same path, in any process, is a violation, and so
+// is a lost update of the path's counter (kept in the shared memory, since
+// the files do not last). A lock granted on a file no longer at its path is
+// counted as stale (not a violation, except through RemoveOnUnlock, which
+// must not grant one).
+//
+// Every lock file is created with permissions that name it (0600 | its
+// index, umask 0): a handle opened on one path whose File() is another lock
+// file's (its permissions or its name say so) is a "wrong entry", a
+// violation: the process's registry gave it another file's entry, so its
+// locks exclude nobody on its path. So is a handle whose file is not the
+// one at the path right after Open although nobody removed the path since
+// before Open. -unsafe-wrong-entry (testing the checker only) makes workers
+// now and then open the wrong lock file on purpose.
+//
+// For example:
+//
+//	go run ./stress -files 4 -churn -duration 5s
+//	go run -race ./stress -files 4 -churn -duration 5s
+//	go run -tags flock_fcntl ./stress -files 4 -churn -prio -remove -duration 5s
+//	go run ./stress -files 8 -procs 1 -goroutines 8 -churn -duration 30s -dir /var/tmp
 package main
 
 import (
@@ -59,6 +102,14 @@ type config struct {
 	Path        string        `json:"path,omitempty"`
 	JSON        bool          `json:"-"`
 	Unsafe      bool          `json:"unsafe_skip_lock,omitempty"`
+	// Path mode: several lock files, optionally removed and re-created.
+	Files       int           `json:"files"`
+	Churn       bool          `json:"churn,omitempty"`
+	Prio        bool          `json:"writer_priority,omitempty"`
+	Remove      bool          `json:"remove_on_unlock,omitempty"`
+	Dir         string        `json:"dir,omitempty"`
+	UnsafeWrong bool          `json:"unsafe_wrong_entry,omitempty"`
+	Openers     int           `json:"openers,omitempty"`
 	Hold        time.Duration `json:"hold_ns"`
 	MaxDeadline time.Duration `json:"max_deadline_ns"`
 	Stuck       time.Duration `json:"stuck_ns"`
@@ -72,12 +123,19 @@ type config struct {
 const (
 	maxProcs      = 64
 	maxGoroutines = 256
+	maxFiles      = 64
 )
+
+// pathMode reports whether the run uses several lock files opened afresh
+// (path mode) rather than one lock file and its aliases.
+func (c *config) pathMode() bool { return c.Files > 1 || c.Churn || c.Remove }
 
 func defaultConfig() config {
 	return config{
 		Procs:       4,
 		Goroutines:  8,
+		Files:       1,
+		Openers:     2,
 		Duration:    10 * time.Second,
 		ReadRatio:   0.5,
 		CancelRatio: 0.2,
@@ -105,6 +163,14 @@ func (c *config) validate() error {
 		return errors.New("-kill must not be negative")
 	case c.Hold < 0 || c.MaxDeadline < 0 || c.Stuck <= 0 || c.StopTimeout <= 0:
 		return errors.New("-hold and -max-deadline must not be negative, -stuck and -stop-timeout must be positive")
+	case c.Openers < 0 || c.Openers > maxGoroutines:
+		return fmt.Errorf("-openers must be between 0 and %d", maxGoroutines)
+	case c.Files < 1 || c.Files > maxFiles:
+		return fmt.Errorf("-files must be between 1 and %d", maxFiles)
+	case c.pathMode() && c.Path != "":
+		return errors.New("-path is for the one-file mode; use -dir with -files, -churn or -remove")
+	case !c.pathMode() && (c.Dir != "" || c.UnsafeWrong):
+		return errors.New("-dir and -unsafe-wrong-entry need -files greater than 1, -churn or -remove")
 	}
 	return nil
 }
@@ -129,6 +195,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Path, "path", "", "lock file to use (default: a file in a new temporary directory); its first 8 bytes are overwritten with the writers' counter")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as JSON on stdout (progress goes to stderr)")
 	fs.BoolVar(&c.Unsafe, "unsafe-skip-lock", false, "FOR TESTING THE CHECKER ONLY: workers skip the lock calls, so violations must be reported")
+	fs.IntVar(&c.Files, "files", c.Files, "number of lock files; more than 1 selects path mode: every operation opens a random one (mostly a fresh handle) and the witness is kept per file")
+	fs.BoolVar(&c.Churn, "churn", false, "path mode, with the lock files removed (by a holder of the exclusive lock) and re-created all the time")
+	fs.BoolVar(&c.Prio, "prio", false, "open every handle with WriterPriority")
+	fs.BoolVar(&c.Remove, "remove", false, "path mode, with every handle opened with RemoveOnUnlock (every write unlock removes the file)")
+	fs.IntVar(&c.Openers, "openers", c.Openers, "path mode: goroutines per worker process, besides -goroutines, that only open a random lock file, check the handle and close it")
+	fs.StringVar(&c.Dir, "dir", "", "path mode: make the lock files in a new directory under this one (default: the temporary directory; tmpfs does not reuse inode numbers, ext4 does)")
+	fs.BoolVar(&c.UnsafeWrong, "unsafe-wrong-entry", false, "FOR TESTING THE CHECKER ONLY: path mode workers now and then open another lock file than the one they use, so wrong entries must be reported")
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "longest time a goroutine holds the lock (random up to this)")
 	fs.DurationVar(&c.MaxDeadline, "max-deadline", c.MaxDeadline, "longest random deadline or cancellation delay of context operations")
 	fs.DurationVar(&c.Stuck, "stuck", c.Stuck, "an operation still running this long after its deadline or cancellation is reported as stuck")

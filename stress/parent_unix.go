@@ -82,7 +82,8 @@ type parent struct {
 	exe      string
 	dir      string
 	lockPath string
-	paths    []string
+	paths    []string // the lock file and its aliases; or the lock files
+	filesDir string   // path mode with -dir: the directory made for the lock files
 	m        *shm
 	rnd      *rand.Rand
 	log      io.Writer
@@ -103,6 +104,7 @@ type parent struct {
 
 	kills, killsHolding, replacements, cut int64
 	stuck, longWaits                       int64
+	recreations                            int64
 	flagged                                map[watchKey]bool
 }
 
@@ -166,16 +168,26 @@ func run(cfg config, progress, log io.Writer) (*summary, error) {
 		log:     log,
 		flagged: make(map[watchKey]bool),
 	}
-	p.lockPath = cfg.Path
-	if p.lockPath == "" {
-		p.lockPath = filepath.Join(dir, "lock")
-	}
-	if p.lockPath, err = filepath.Abs(p.lockPath); err != nil {
-		return nil, err
-	}
-	initial, err := p.prepareLockFile()
-	if err != nil {
-		return nil, err
+	var initial int64
+	if cfg.pathMode() {
+		err := p.preparePaths()
+		if p.filesDir != "" {
+			defer os.RemoveAll(p.filesDir)
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		p.lockPath = cfg.Path
+		if p.lockPath == "" {
+			p.lockPath = filepath.Join(dir, "lock")
+		}
+		if p.lockPath, err = filepath.Abs(p.lockPath); err != nil {
+			return nil, err
+		}
+		if initial, err = p.prepareLockFile(); err != nil {
+			return nil, err
+		}
 	}
 	if p.m, err = createShm(filepath.Join(dir, "witness"), cfg.Procs); err != nil {
 		return nil, err
@@ -204,9 +216,17 @@ func run(cfg config, progress, log io.Writer) (*summary, error) {
 		defer close(checkerDone)
 		p.checker(stopChecker)
 	}()
+	recreatorDone := make(chan struct{})
+	go func() {
+		defer close(recreatorDone)
+		if cfg.pathMode() && (cfg.Churn || cfg.Remove) {
+			p.recreate(stopChecker)
+		}
+	}()
 	p.loop(start, progress)
 	close(stopChecker)
 	<-checkerDone
+	<-recreatorDone
 	elapsed := time.Since(start)
 	p.stopAll()
 
@@ -273,6 +293,12 @@ func (p *parent) spawn(i int, autoGo bool) error {
 		CancelRatio: p.cfg.CancelRatio,
 		TryRatio:    p.cfg.TryRatio,
 		Unsafe:      p.cfg.Unsafe,
+		PathMode:    p.cfg.pathMode(),
+		Churn:       p.cfg.Churn,
+		Prio:        p.cfg.Prio,
+		Remove:      p.cfg.Remove,
+		UnsafeWrong: p.cfg.UnsafeWrong,
+		Openers:     p.cfg.Openers,
 		Hold:        p.cfg.Hold,
 		MaxDeadline: p.cfg.MaxDeadline,
 		Seed:        p.cfg.Seed + int64(i)*1000003 + int64(gen)*7919,
@@ -416,7 +442,7 @@ func (p *parent) loop(start time.Time, progress io.Writer) {
 				stallOps, stallSince = ops, now
 			} else if now.Sub(stallSince) > stallTimeout(p.cfg) {
 				p.violation("no operation completed anywhere for %v: deadlock? lock owners:%s; worker pids:%s",
-					now.Sub(stallSince).Round(time.Millisecond), lockOwners(p.lockPath), p.pids())
+					now.Sub(stallSince).Round(time.Millisecond), p.owners(), p.pids())
 				p.stalled = true
 				if tty {
 					fmt.Fprint(progress, "\r\x1b[K")
@@ -478,13 +504,13 @@ func (p *parent) killOne() {
 	if p.rnd.Intn(2) == 0 {
 		// Aim at a moment the worker is inside a section. This polls
 		// the witness to pick the moment; it synchronises nothing.
-		for t := time.Now(); s.section.Load() == 0 && time.Since(t) < 20*time.Millisecond; {
+		for t := time.Now(); !s.inside() && time.Since(t) < 20*time.Millisecond; {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
 	st := s.state.Load()
 	s.state.Store(st | 1) // from now on its counts are not trusted
-	holding := s.section.Load() != 0
+	holding := s.inside()
 	w.killed = true
 	if err := w.cmd.Process.Kill(); err != nil {
 		p.error("killing worker %d: %v", w.slot, err)
@@ -514,6 +540,10 @@ func (p *parent) killOne() {
 func (p *parent) clearSlot(s *slot) {
 	p.cut += s.writeInFlight.Swap(0)
 	s.section.Store(0)
+	for i := range s.psection {
+		s.psection[i].Store(0)
+		s.removing[i].Store(0)
+	}
 	for i := range s.watch {
 		s.watch[i].clear()
 	}
@@ -547,7 +577,9 @@ func (p *parent) checker(stop <-chan struct{}) {
 			return
 		default:
 		}
-		if w, r, rp, ok := snapshot(p.m); ok {
+		if p.cfg.pathMode() {
+			p.checkPaths(&reported)
+		} else if w, r, rp, ok := snapshot(p.m); ok {
 			storeMax(&p.maxReaders, r)
 			storeMax(&p.maxRProcs, rp)
 			if w > 1 || (w == 1 && r > 0) {
@@ -618,7 +650,7 @@ func (p *parent) stopAll() {
 			if !hung {
 				hung = true
 				p.violation("workers did not stop within %v; lock owners:%s; worker pids:%s (stacks on stderr)",
-					timeout, lockOwners(p.lockPath), p.pids())
+					timeout, p.owners(), p.pids())
 			}
 			p.violation("worker %d (pid %d) did not stop: a lock call never returned?%s",
 				w.slot, w.cmd.Process.Pid, p.describeWaits(w.slot))
@@ -664,6 +696,9 @@ func (p *parent) describeWaits(i int) string {
 // finalCheck, once every worker is gone, checks that the lock is free and
 // returns the counter's value.
 func (p *parent) finalCheck(initial int64) (int64, error) {
+	if p.cfg.pathMode() {
+		return p.finalCheckPaths()
+	}
 	h, err := flock.Open(p.lockPath)
 	if err != nil {
 		return 0, err
@@ -726,7 +761,14 @@ func (p *parent) summarize(elapsed time.Duration, delta int64) *summary {
 		Stuck:        p.stuck,
 		LongWaits:    p.longWaits,
 	}
-	if p.cfg.Path == "" {
+	switch {
+	case p.cfg.pathMode():
+		sm.LockFile = fmt.Sprintf("%d files %s .. %s in %s", len(p.paths), filepath.Base(p.paths[0]), filepath.Base(p.paths[len(p.paths)-1]), filepath.Dir(p.paths[0]))
+		if p.filesDir == "" {
+			sm.LockFile += " (temporary)"
+		}
+		sm.Recreations = p.recreations
+	case p.cfg.Path == "":
 		sm.LockFile = "(temporary) " + filepath.Base(p.lockPath)
 	}
 	var hist [nHist][nBuckets]int64
@@ -745,6 +787,10 @@ func (p *parent) summarize(elapsed time.Duration, delta int64) *summary {
 		sm.Reads += s.readsDone.Load()
 		sm.Violations += s.violations.Load()
 		sm.Errors += s.errors.Load()
+		sm.Opens += s.opens.Load()
+		sm.WrongEntries += s.wrongEntry.Load()
+		sm.StaleLocks += s.stale.Load()
+		sm.Removals += s.removals.Load()
 		sm.MaxReaders = max(sm.MaxReaders, s.maxReaders.Load())
 		sm.MaxReaderProcs = max(sm.MaxReaderProcs, s.maxReaderProcs.Load())
 		sm.WriterMaxWait = max(sm.WriterMaxWait, s.writerMaxWait.Load())

@@ -122,6 +122,16 @@ type summary struct {
 	KillsHolding int64 `json:"kills_while_holding"`
 	Replacements int64 `json:"replacements"`
 
+	// Path mode: Opens; handles found on another file's entry (also
+	// counted in Violations); locks granted on a file no longer at its
+	// path; removals of a path by a holder (by hand or by RemoveOnUnlock);
+	// re-creations of missing lock files by the parent.
+	Opens        int64 `json:"opens,omitempty"`
+	WrongEntries int64 `json:"wrong_entries"`
+	StaleLocks   int64 `json:"stale_locks,omitempty"`
+	Removals     int64 `json:"removals,omitempty"`
+	Recreations  int64 `json:"recreations,omitempty"`
+
 	Stuck      int64    `json:"stuck"`
 	LongWaits  int64    `json:"long_waits"`
 	Violations int64    `json:"violations"`
@@ -161,6 +171,25 @@ func (s *summary) writeTable(w io.Writer) {
 	if c.Unsafe {
 		fmt.Fprintln(w, "UNSAFE MODE: workers skipped the lock (-unsafe-skip-lock); violations are expected")
 	}
+	if c.UnsafeWrong {
+		fmt.Fprintln(w, "UNSAFE MODE: workers now and then opened the wrong lock file (-unsafe-wrong-entry); wrong entries are expected")
+	}
+	if c.pathMode() || c.Prio {
+		var opts []string
+		if c.pathMode() {
+			opts = append(opts, fmt.Sprintf("path mode, %d lock files", c.Files))
+		}
+		if c.Churn {
+			opts = append(opts, "churn (removed and re-created)")
+		}
+		if c.Prio {
+			opts = append(opts, "WriterPriority")
+		}
+		if c.Remove {
+			opts = append(opts, "RemoveOnUnlock")
+		}
+		fmt.Fprintf(w, "mode: %s\n", strings.Join(opts, ", "))
+	}
 	fmt.Fprintf(w, "lock file: %s\n\n", s.LockFile)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -172,7 +201,15 @@ func (s *summary) writeTable(w io.Writer) {
 
 	rate := float64(s.TotalOps) / s.Elapsed.Seconds()
 	fmt.Fprintf(w, "\ntotal operations      %d (%.0f/s)\n", s.TotalOps, rate)
-	fmt.Fprintf(w, "write sections        %d (counter in the lock file advanced by %d; %d sections cut by kills)\n", s.Writes, s.CounterDelta, s.CutWrites)
+	if c.pathMode() {
+		fmt.Fprintf(w, "opens                 %d\n", s.Opens)
+		fmt.Fprintf(w, "wrong entries         %d (handles on another file than their path's)\n", s.WrongEntries)
+		fmt.Fprintf(w, "stale locks           %d (granted on a file no longer at its path; not sections)\n", s.StaleLocks)
+		fmt.Fprintf(w, "removals              %d by holders, %d re-creations by the parent\n", s.Removals, s.Recreations)
+		fmt.Fprintf(w, "write sections        %d (the files' counters in shared memory advanced by %d; %d sections cut by kills)\n", s.Writes, s.CounterDelta, s.CutWrites)
+	} else {
+		fmt.Fprintf(w, "write sections        %d (counter in the lock file advanced by %d; %d sections cut by kills)\n", s.Writes, s.CounterDelta, s.CutWrites)
+	}
 	fmt.Fprintf(w, "read sections         %d\n", s.Reads)
 	fmt.Fprintf(w, "max simultaneous      %d readers in %d processes\n", s.MaxReaders, s.MaxReaderProcs)
 	fmt.Fprintf(w, "writer max wait       %s\n", fmtDur(s.WriterMaxWait))

@@ -27,7 +27,16 @@ type shmHeader struct {
 	// that a third party (the parent) can tell a consistent snapshot of all
 	// slots from one torn by a hand-over.
 	seq atomic.Int64
+
+	// Path mode (see pathmode_unix.go), per lock file: removals of the
+	// path started (counted before the unlink), and the writers' counter
+	// (read, yield, write back under the lock).
+	removeStart [maxFiles]atomic.Int64
+	pathCounter [maxFiles]atomic.Int64
 }
+
+// The header must fit in its page.
+var _ [shmHeaderSize - unsafe.Sizeof(shmHeader{})]byte
 
 // writerOne is one writer in a section count; readers count in the low bits.
 const writerOne = 1 << 32
@@ -48,6 +57,9 @@ type slot struct {
 
 	// section is writers<<32 + readers currently inside a lock section.
 	section atomic.Int64
+	// psection is section per lock file, in path mode (section is then
+	// unused).
+	psection [maxFiles]atomic.Int64
 	// writeInFlight counts write sections between reading the counter and
 	// recording the write as done.
 	writeInFlight atomic.Int64
@@ -56,6 +68,17 @@ type slot struct {
 
 	violations atomic.Int64
 	errors     atomic.Int64
+
+	// Path mode: Opens, handles found on another file than their path's
+	// (counted in violations as well), locks granted on a file no longer
+	// at its path, removals of a path, by hand or by RemoveOnUnlock.
+	opens      atomic.Int64
+	wrongEntry atomic.Int64
+	stale      atomic.Int64
+	removals   atomic.Int64
+	// removing counts the worker's removals of each lock file under way,
+	// from before removeStart is incremented until after the unlink.
+	removing [maxFiles]atomic.Int64
 
 	ops      [nKinds]atomic.Int64
 	acquired [nKinds]atomic.Int64
@@ -127,12 +150,35 @@ func (s *slot) record(h int, ns int64) {
 // live reads the slot's section count, or ok false if the slot belongs to
 // a worker being killed or replaced, whose count may be stale.
 func (s *slot) live() (section int64, ok bool) {
+	return s.liveCount(&s.section)
+}
+
+// livePath is live for lock file i in path mode.
+func (s *slot) livePath(i int) (section int64, ok bool) {
+	return s.liveCount(&s.psection[i])
+}
+
+func (s *slot) liveCount(c *atomic.Int64) (int64, bool) {
 	st := s.state.Load()
-	v := s.section.Load()
+	v := c.Load()
 	if st&1 != 0 || s.state.Load() != st {
 		return 0, false
 	}
 	return v, true
+}
+
+// inside reports whether anyone of the slot's worker is inside a section,
+// on the one lock file or on any of them.
+func (s *slot) inside() bool {
+	if s.section.Load() != 0 {
+		return true
+	}
+	for i := range s.psection {
+		if s.psection[i].Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 var slotSize = (unsafe.Sizeof(slot{}) + 63) &^ 63

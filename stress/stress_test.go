@@ -111,19 +111,7 @@ func TestStressKill(t *testing.T) {
 // The checker must see what a lock that does not lock lets happen. This
 // goes through the command line, -json and the exit status.
 func TestStressCheckerCatchesUnsafeMode(t *testing.T) {
-	c, err := parseFlags([]string{"-unsafe-skip-lock", "-json", "-procs=3", "-goroutines=4", "-duration=1500ms", "-seed=7"}, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	code := runMain(c, &out, &errOut)
-	if code != 1 {
-		t.Errorf("exit status %d, want 1; stderr:\n%s", code, errOut.String())
-	}
-	var s summary
-	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-		t.Fatalf("summary is not JSON: %v\n%s", err, out.String())
-	}
+	s := runFailing(t, []string{"-unsafe-skip-lock", "-json", "-procs=3", "-goroutines=4", "-duration=1500ms", "-seed=7"})
 	if s.Pass || s.Violations == 0 {
 		t.Fatalf("unsafe mode: pass %v with %d violations; the checker saw nothing", s.Pass, s.Violations)
 	}
@@ -139,6 +127,84 @@ func TestStressCheckerCatchesUnsafeMode(t *testing.T) {
 		s.Violations, s.CounterDelta, s.Writes, lost)
 }
 
+// churnConfig is a path-mode run: 4 lock files removed and re-created
+// while every operation opens its handle afresh.
+func churnConfig(d time.Duration) config {
+	c := testConfig(d)
+	c.Files = 4
+	c.Churn = true
+	return c
+}
+
+func checkChurn(t *testing.T, s *summary) {
+	t.Helper()
+	checkClean(t, s)
+	if s.WrongEntries != 0 {
+		t.Errorf("%d wrong entries", s.WrongEntries)
+	}
+	if s.Opens == 0 || s.Removals == 0 {
+		t.Errorf("no churn: %d opens, %d removals", s.Opens, s.Removals)
+	}
+}
+
+// Lock files removed (by the holder of their exclusive lock) and re-created
+// while other goroutines open, lock and close them: a handle must never
+// get another file's entry (inode numbers are reused at once on ext4), and
+// holders of one path must exclude each other.
+func TestStressChurn(t *testing.T) {
+	c := churnConfig(3 * time.Second)
+	c.KillRate = 2
+	s := runStress(t, c)
+	checkChurn(t, s)
+	if s.Recreations == 0 {
+		t.Error("the parent re-created no lock file")
+	}
+}
+
+func TestStressChurnRemoveOnUnlock(t *testing.T) {
+	c := churnConfig(3 * time.Second)
+	c.Remove = true
+	c.Prio = true
+	s := runStress(t, c)
+	checkChurn(t, s)
+	if s.StaleLocks != 0 {
+		t.Errorf("%d locks granted on a file no longer at its path through RemoveOnUnlock", s.StaleLocks)
+	}
+}
+
+// The per-path witness must see what a lock that does not lock lets happen.
+func TestStressChurnCheckerCatchesUnsafeMode(t *testing.T) {
+	s := runFailing(t, []string{"-unsafe-skip-lock", "-files=4", "-churn", "-json", "-procs=3", "-goroutines=4", "-duration=1500ms", "-seed=7"})
+	if s.Pass || s.Violations == 0 {
+		t.Fatalf("unsafe churn: pass %v with %d violations; the checker saw nothing", s.Pass, s.Violations)
+	}
+	exclusion := false
+	for _, m := range s.Messages {
+		exclusion = exclusion || strings.Contains(m, "entered while") || strings.Contains(m, "checker saw")
+	}
+	if !exclusion {
+		t.Errorf("no exclusion violation reported:\n%s", strings.Join(s.Messages, "\n"))
+	}
+	t.Logf("unsafe churn: %d violations", s.Violations)
+}
+
+// The wrong-entry check must see a handle on another lock file than its
+// path's, which is what a registry that trusts a stale stat hands out.
+func TestStressChurnCheckerCatchesWrongEntries(t *testing.T) {
+	s := runFailing(t, []string{"-unsafe-wrong-entry", "-files=4", "-churn", "-json", "-procs=2", "-goroutines=4", "-duration=1s", "-seed=7"})
+	if s.Pass || s.WrongEntries == 0 || s.Violations < s.WrongEntries {
+		t.Fatalf("wrong entries on purpose: pass %v, %d wrong entries, %d violations", s.Pass, s.WrongEntries, s.Violations)
+	}
+	reported := false
+	for _, m := range s.Messages {
+		reported = reported || strings.Contains(m, "wrong entry")
+	}
+	if !reported {
+		t.Errorf("no wrong entry reported:\n%s", strings.Join(s.Messages, "\n"))
+	}
+	t.Logf("wrong entries on purpose: %d in %d opens", s.WrongEntries, s.Opens)
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-procs=0"},
@@ -148,6 +214,12 @@ func TestFlags(t *testing.T) {
 		{"-duration=0s"},
 		{"-kill=-1"},
 		{"extra"},
+		{"-files=0"},
+		{"-files=1000"},
+		{"-files=2", "-path=x"},
+		{"-dir=x"},
+		{"-unsafe-wrong-entry"},
+		{"-openers=-1"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -156,6 +228,13 @@ func TestFlags(t *testing.T) {
 	c, err := parseFlags([]string{"-procs=2", "-kill=0.5", "-path=x"}, &bytes.Buffer{})
 	if err != nil || c.Procs != 2 || c.KillRate != 0.5 || c.Path != "x" || c.Seed == 0 {
 		t.Errorf("parseFlags: %+v, %v", c, err)
+	}
+	c, err = parseFlags([]string{"-files=3", "-churn", "-remove", "-prio", "-dir=d"}, &bytes.Buffer{})
+	if err != nil || !c.pathMode() || c.Files != 3 || !c.Churn || !c.Remove || !c.Prio || c.Dir != "d" {
+		t.Errorf("parseFlags: %+v, %v", c, err)
+	}
+	if c, err := parseFlags([]string{"-remove"}, &bytes.Buffer{}); err != nil || !c.pathMode() {
+		t.Errorf("-remove alone: path mode %v, %v", c.pathMode(), err)
 	}
 }
 
@@ -184,4 +263,24 @@ func TestHistogram(t *testing.T) {
 	if p := quantile(h, 0.99, 1000000); p < 990000 || p > 1000000 {
 		t.Errorf("p99 = %d, want about 990000", p)
 	}
+}
+
+// runFailing runs the program with args (which must include -json), as
+// from the command line, expecting it to report violations: exit status 1
+// and a summary.
+func runFailing(t *testing.T, args []string) summary {
+	t.Helper()
+	c, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runMain(c, &out, &errOut); code != 1 {
+		t.Errorf("exit status %d, want 1; stderr:\n%s", code, errOut.String())
+	}
+	var s summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, out.String())
+	}
+	return s
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-flock/flock"
@@ -27,12 +28,18 @@ type workerConfig struct {
 	Slot        int           `json:"slot"`
 	Gen         uint64        `json:"gen"`
 	Shm         string        `json:"shm"`
-	Paths       []string      `json:"paths"` // the lock file, then aliases of it
+	Paths       []string      `json:"paths"` // the lock file, then aliases of it; or the lock files
 	Goroutines  int           `json:"goroutines"`
 	ReadRatio   float64       `json:"read_ratio"`
 	CancelRatio float64       `json:"cancel_ratio"`
 	TryRatio    float64       `json:"try_ratio"`
 	Unsafe      bool          `json:"unsafe"`
+	PathMode    bool          `json:"path_mode"` // Paths are distinct lock files
+	Churn       bool          `json:"churn"`
+	Prio        bool          `json:"prio"`
+	Remove      bool          `json:"remove"`
+	UnsafeWrong bool          `json:"unsafe_wrong"`
+	Openers     int           `json:"openers"`
 	Hold        time.Duration `json:"hold"`
 	MaxDeadline time.Duration `json:"max_deadline"`
 	Seed        int64         `json:"seed"`
@@ -43,6 +50,10 @@ type worker struct {
 	m      *shm
 	s      *slot
 	shared []*flock.RWMutex
+	opts   []flock.Option // for every handle (one-file mode)
+
+	pathOpts  [][]flock.Option // path mode: by lock file
+	pathIndex map[string]int   // path mode: lock file by path
 
 	stopping atomic.Bool
 
@@ -106,13 +117,23 @@ func workerMain(arg string) int {
 	}
 	w.s.pid.Store(int64(os.Getpid()))
 
-	for _, p := range cfg.Paths {
-		h, err := flock.Open(p)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "stress worker:", err)
-			return 2
+	if cfg.PathMode {
+		// Lock files are created with the permissions that name them
+		// (see pathPerm).
+		syscall.Umask(0)
+		w.initPaths()
+	} else {
+		if cfg.Prio {
+			w.opts = append(w.opts, flock.WriterPriority())
 		}
-		w.shared = append(w.shared, h)
+		for _, p := range cfg.Paths {
+			h, err := flock.Open(p, w.opts...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "stress worker:", err)
+				return 2
+			}
+			w.shared = append(w.shared, h)
+		}
 	}
 	gs := make([]*gor, cfg.Goroutines)
 	for i := range gs {
@@ -122,7 +143,9 @@ func workerMain(arg string) int {
 			rnd:   rand.New(rand.NewSource(cfg.Seed + int64(i)*104729)),
 			watch: &w.s.watch[i],
 		}
-		if err := g.reopen(); err != nil {
+		if cfg.PathMode {
+			g.long = make([]*pathHandle, len(cfg.Paths))
+		} else if err := g.reopen(); err != nil {
 			fmt.Fprintln(os.Stderr, "stress worker:", err)
 			return 2
 		}
@@ -146,6 +169,15 @@ func workerMain(arg string) int {
 			}
 		}(g)
 	}
+	for i := 0; cfg.PathMode && i < cfg.Openers; i++ {
+		wg.Add(1)
+		go func(g *gor) {
+			defer wg.Done()
+			for !w.stopping.Load() {
+				g.openOnly()
+			}
+		}(&gor{w: w, id: -1 - i, rnd: rand.New(rand.NewSource(cfg.Seed - int64(i+1)*15485863))})
+	}
 	in.Scan()
 	w.stopping.Store(true)
 	wg.Wait()
@@ -163,6 +195,14 @@ func (w *worker) closeAll(gs []*gor) {
 				w.violation("closing goroutine %d's handle after the run: %v", g.id, err)
 			}
 		}
+		if g != nil {
+			for i, ph := range g.long {
+				if ph != nil {
+					g.closeHandle(ph, "after the run")
+					g.long[i] = nil
+				}
+			}
+		}
 	}
 	for _, h := range w.shared {
 		if err := h.Close(); err != nil {
@@ -178,6 +218,7 @@ type gor struct {
 	rnd   *rand.Rand
 	watch *watchEntry
 	priv  *flock.RWMutex // used by this goroutine only
+	long  []*pathHandle  // path mode: long-lived handles, by lock file
 	buf   [8]byte
 }
 
@@ -185,7 +226,7 @@ type gor struct {
 // through a random one of the lock file's paths.
 func (g *gor) reopen() error {
 	paths := g.w.cfg.Paths
-	h, err := flock.Open(paths[g.rnd.Intn(len(paths))])
+	h, err := flock.Open(paths[g.rnd.Intn(len(paths))], g.w.opts...)
 	if err != nil {
 		return err
 	}
@@ -217,14 +258,55 @@ const (
 
 func (g *gor) op() {
 	w := g.w
-	cfg := &w.cfg
-
+	if w.cfg.PathMode {
+		g.pathOp()
+		return
+	}
 	h, priv := g.priv, true
 	if n := g.rnd.Intn(len(w.shared) + 1); n < len(w.shared) || h == nil {
 		h, priv = w.shared[n%len(w.shared)], false
 	}
+	switch kind, r, err := g.attempt(h); r {
+	case failed:
+	case cancelled:
+		if priv {
+			g.checkHoldsNothing(kindNames[kind], err)
+		}
+	case busy:
+		if priv && g.rnd.Intn(8) == 0 {
+			g.checkHoldsNothing(kindNames[kind], errors.New("false (held elsewhere)"))
+		}
+	case acquired:
+		write := isWrite(kind)
+		if write {
+			g.writeSection(h)
+		} else {
+			g.readSection(h)
+		}
+		g.release(h, write)
+	}
+}
+
+// The outcomes of attempt.
+const (
+	acquired  = iota
+	busy      // TryLock or TryRLock found the lock held
+	cancelled // a context call returned its context's error
+	failed    // any other error, counted and reported
+)
+
+func isWrite(kind int) bool { return kind == kLock || kind == kTryLock || kind == kLockCtx }
+
+// attempt runs one random lock call on h, with a random context for the
+// context calls, and counts and times it. It returns the kind of call and
+// its outcome (and the error if cancelled or failed); if acquired, the
+// caller holds the lock and must release it.
+func (g *gor) attempt(h *flock.RWMutex) (kind, outcome int, err error) {
+	w := g.w
+	cfg := &w.cfg
+
 	write := g.rnd.Float64() >= cfg.ReadRatio
-	kind := kRLock
+	kind = kRLock
 	switch x := g.rnd.Float64(); {
 	case x < cfg.CancelRatio:
 		kind = kRLockCtx
@@ -277,7 +359,7 @@ func (g *gor) op() {
 
 	start := time.Now()
 	g.watch.set(kind, start.UnixNano(), endNs)
-	acquired, err := g.acquire(h, kind, ctx)
+	ok, err := g.acquire(h, kind, ctx)
 	end := time.Now()
 	g.watch.clear()
 
@@ -290,7 +372,7 @@ func (g *gor) op() {
 		if ctx == nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			s.failed[kind].Add(1)
 			w.error("%s: %v", kindNames[kind], err)
-			return
+			return kind, failed, err
 		}
 		s.busy[kind].Add(1)
 		if !errors.Is(err, wantErr) {
@@ -305,28 +387,17 @@ func (g *gor) op() {
 			endNs = st
 		}
 		s.record(hLate, end.UnixNano()-endNs)
-		if priv {
-			g.checkHoldsNothing(kindNames[kind], err)
-		}
-		return
+		return kind, cancelled, err
 	}
-	if !acquired {
+	if !ok {
 		s.busy[kind].Add(1)
-		if priv && g.rnd.Intn(8) == 0 {
-			g.checkHoldsNothing(kindNames[kind], errors.New("false (held elsewhere)"))
-		}
-		return
+		return kind, busy, nil
 	}
 	s.acquired[kind].Add(1)
 	if kind == kLock || kind == kLockCtx {
 		storeMax(&s.writerMaxWait, int64(wait))
 	}
-	if write {
-		g.writeSection(h)
-	} else {
-		g.readSection(h)
-	}
-	g.release(h, write)
+	return kind, acquired, nil
 }
 
 func (g *gor) acquire(h *flock.RWMutex, kind int, ctx context.Context) (bool, error) {

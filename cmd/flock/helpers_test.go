@@ -380,6 +380,9 @@ func waitFree(t *testing.T, path string) {
 	go func() { done <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
 	select {
 	case err := <-done:
+		// Unlock before closing: a child the test forks meanwhile shares
+		// the open file until it execs, and would hold the lock that long.
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +405,7 @@ func waitBlocked(t *testing.T, path string) {
 	inode := fmt.Sprintf(":%d ", fi.Sys().(*syscall.Stat_t).Ino)
 	deadline := time.Now().Add(bound)
 	for {
-		data, err := os.ReadFile("/proc/locks")
+		data, err := readProcLocks()
 		if err != nil {
 			t.Logf("cannot see lock waiters (%v); going on", err)
 			return
@@ -417,4 +420,37 @@ func waitBlocked(t *testing.T, path string) {
 		}
 		time.Sleep(2 * time.Millisecond) // polling the kernel's lock table
 	}
+}
+
+// readProcLocks returns /proc/locks, as one snapshot while it is short.
+// The kernel fills each read(2) of it with whole lines from one consistent
+// walk of its lock list, up to a page, and starts the next read(2) from a
+// line number; so while other processes lock and unlock, reading it in
+// pieces (os.ReadFile starts with 512 bytes, and reads again to see the end)
+// shows some locks twice and skips others. One read that returns well short
+// of a page returned everything; past that it is as good as the kernel makes
+// it.
+func readProcLocks() ([]byte, error) {
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	n, err := f.Read(buf)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	data := buf[:n]
+	if n < os.Getpagesize()-512 { // no line is that long
+		return data, nil
+	}
+	for err == nil {
+		n, err = f.Read(buf)
+		data = append(data, buf[:n]...)
+	}
+	if err != io.EOF {
+		return nil, err
+	}
+	return data, nil
 }
