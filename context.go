@@ -23,6 +23,11 @@ package flock
 // could have gone in (another process converting to shared, or leaving
 // only readers behind), and only a wait for a shared lock sees that.
 //
+// A caller that cannot give up (Lock, RLock, or a context that never ends)
+// makes the wait itself instead, on its own goroutine, so that a grant
+// reaches it without a hop through the scheduler; the wait is registered
+// in inflight all the same, and adopted like any other.
+//
 // Where the OS can abandon a wait (Windows), abandon is closed when nobody
 // needs the wait's mode any more, and the backend returns errAbandoned.
 
@@ -38,6 +43,7 @@ type osWait struct {
 	// separateWait): then goroutines admitted in the other mode may take
 	// the lock beside it, and it is granted only after they let go.
 	separate bool
+	inline   bool // made by its caller's goroutine (see startWait)
 	// gate is the entry's writer-priority gate when the wait started, if
 	// any; the wait passes it first. gateHeld is the gate lock the wait
 	// holds (guarded by the entry's mutex): it is let go the moment the
@@ -50,22 +56,43 @@ type osWait struct {
 
 // startWait starts the entry's OS wait for mode, which must have none in
 // flight. If beside, a wait of the other mode is in flight and the new one
-// must be separate from it; startWait returns nil if it cannot be. e.mu
-// must be held.
-func (e *entry) startWait(mode lockMode, beside bool) *osWait {
+// must be separate from it; startWait returns nil if it cannot be. If
+// inline, the caller, which cannot give up (no context to end), makes the
+// wait itself (see entry.waitInline) and saves the hop through a wait
+// goroutine; otherwise a wait goroutine makes it. e.mu must be held.
+func (e *entry) startWait(mode lockMode, beside, inline bool) *osWait {
 	sep := separateWait(e.fd, mode)
 	if beside && !sep {
 		return nil
 	}
-	c := &osWait{mode: mode, separate: sep, gate: e.gate, abandon: make(chan struct{})}
+	c := &osWait{mode: mode, separate: sep, gate: e.gate, inline: inline, abandon: make(chan struct{})}
 	e.inflight[mode] = c
-	go e.wait(c)
+	if !inline {
+		go e.wait(c)
+	}
 	return c
 }
 
+// wait is the wait goroutine.
 func (e *entry) wait(c *osWait) {
-	err := e.osWait(c)
+	e.waitDone(c, e.osWait(c))
+	// The last handle may have been closed while the wait was in the
+	// kernel; drop keeps the entry if not.
+	registry.drop(e)
+}
 
+// waitInline makes the inline wait c on the caller's goroutine, which is
+// admitted in c.mode and stays so: c is never abandoned (nobody needs its
+// mode less than its caller), and others of its mode adopt it as they
+// would a wait goroutine's. It is called and returns without e.mu; the
+// caller's handle keeps the entry referred to.
+func (e *entry) waitInline(c *osWait) {
+	e.waitDone(c, e.osWait(c))
+}
+
+// waitDone records the end of wait c: the lock it got, if any, or its
+// error.
+func (e *entry) waitDone(c *osWait, err error) {
 	e.mu.Lock()
 	e.inflight[c.mode] = nil
 	switch err {
@@ -85,9 +112,6 @@ func (e *entry) wait(c *osWait) {
 	e.settle() // releases the lock if its caller left meanwhile
 	e.notify()
 	e.mu.Unlock()
-	// The last handle may have been closed while the wait was in the
-	// kernel; drop keeps the entry if not.
-	registry.drop(e)
 }
 
 // osWait waits for the OS lock in c.mode, first for the gate if the wait

@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -166,19 +167,31 @@ type RWMutex struct {
 	rm           *removal // with RemoveOnUnlock
 	path         string
 	syncOnUnlock bool
+	// readFloor is the least state after a reader's RUnlock that needs no
+	// more: readUnit (others still read on the handle's admission), or,
+	// with RemoveOnUnlock, where every read lock has its own admission,
+	// more than any state.
+	readFloor int64
 
 	// state counts what goroutines do through this handle, in one word:
 	//
-	//	bits 32-62  read locks held through the handle (readUnit each)
-	//	bits 1-31   goroutines acquiring a lock or holding the write lock
-	//	            (busyUnit each)
+	//	bits 32-62  read locks held through the handle, and readers
+	//	            trying to join them (readUnit each)
+	//	bits 2-31   goroutines acquiring a lock on the slow path or
+	//	            holding the write lock (busyUnit each)
+	//	bit 1       admitted: the handle holds one read admission to the
+	//	            entry, which its readers share
 	//	bit 0       closed
 	//
-	// The handle's readers share one read admission to the entry: the
-	// first takes it, the last gives it back, and those in between join
-	// with one compare-and-swap here while the entry lets readers join (see
-	// ride). So a read lock and unlock in a busy handle touch only this
-	// word. Close succeeds only from zero: nothing is held or being
+	// The handle's readers share one read admission to the entry: a reader
+	// that got one from the entry installs it (sets admitted) unless the
+	// handle has one already, and whoever brings the count to zero while
+	// admitted gives it back (see giveBack). Those in between join with one
+	// atomic addition, kept if the handle is admitted and the entry lets
+	// readers join, undone otherwise (see join). So a read lock and unlock
+	// in a busy handle are two additions to this word, as in sync.RWMutex.
+	// A count never stands in for an admission: only the admitted bit
+	// does. Close succeeds only from zero: nothing is held or being
 	// acquired through the handle.
 	state atomic.Int64
 	// writer is whether a write lock taken through this handle is held, so
@@ -191,9 +204,10 @@ type RWMutex struct {
 }
 
 const (
-	closedBit = 1
-	busyUnit  = 1 << 1
-	readUnit  = 1 << 32
+	closedBit   = 1
+	admittedBit = 1 << 1
+	busyUnit    = 1 << 2
+	readUnit    = 1 << 32
 )
 
 // Open opens the lock file at path, creating it (mode 0666 before the umask,
@@ -236,9 +250,9 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &RWMutex{e: e, path: path, syncOnUnlock: c.syncOnUnlock}
+	m := &RWMutex{e: e, path: path, syncOnUnlock: c.syncOnUnlock, readFloor: readUnit}
 	if c.removeOnUnlock {
-		m.e = nil
+		m.e, m.readFloor = nil, math.MaxInt64
 		m.rm = &removal{cfg: c, cur: e, reads: make(map[*entry]int)}
 	}
 	return m, nil
@@ -302,6 +316,14 @@ func (m *RWMutex) Lock() {
 // RLock locks m for reading. It waits while a writer holds the lock or, in
 // this process, waits for it. It panics in the cases Lock does.
 func (m *RWMutex) RLock() {
+	// join, by hand: kept small enough for the compiler to inline.
+	if n := m.state.Add(readUnit); n&admittedBit == 0 || m.e.readers.Load() <= 0 {
+		m.rlockSlow()
+	}
+}
+
+func (m *RWMutex) rlockSlow() {
+	m.unjoin()
 	if _, err := m.lock(nil, shared, true); err != nil {
 		panic(err)
 	}
@@ -347,7 +369,7 @@ func (m *RWMutex) TryRLock() (bool, error) {
 }
 
 func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
-	if mode == shared && m.rm == nil && m.ride(ctx) {
+	if mode == shared && (ctx == nil || ctx.Err() == nil) && m.join() {
 		return true, nil
 	}
 	if m.state.Add(busyUnit)&closedBit != 0 {
@@ -372,34 +394,55 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 		m.writer.Store(true) // busyUnit stays until Unlock
 		return true, nil
 	}
-	n := m.state.Add(readUnit - busyUnit)
-	if m.rm == nil && n>>32 > 1 {
-		// The handle had its read admission already (another reader of
-		// it got one meanwhile): keep to that one and give ours back.
-		// Ours is not the entry's last, so that releases no OS lock and
-		// cannot fail.
-		m.e.unlock(shared)
-	}
-	return true, nil
-}
-
-// ride takes a read lock on the read admission the handle's readers
-// already hold, if the entry lets readers join (no writer of the process
-// holds or waits, and the process holds the OS shared lock). It reports
-// false, having done nothing, when the slow path must decide.
-func (m *RWMutex) ride(ctx context.Context) bool {
-	if ctx != nil && ctx.Err() != nil {
-		return false
+	if m.rm != nil {
+		// Every read lock has an admission of its own.
+		m.state.Add(readUnit - busyUnit)
+		return true, nil
 	}
 	for {
 		n := m.state.Load()
-		if n&closedBit != 0 || n < readUnit || m.e.readers.Load() <= 0 {
-			return false
+		if n&admittedBit == 0 {
+			if m.state.CompareAndSwap(n, n|admittedBit+readUnit-busyUnit) {
+				return true, nil
+			}
+			continue
 		}
-		if m.state.CompareAndSwap(n, n+readUnit) {
-			return true
+		// The handle got an admission meanwhile (another reader of it):
+		// keep to that one and give ours back. Ours is not the entry's
+		// last, so that releases no OS lock and cannot fail.
+		if m.state.CompareAndSwap(n, n+readUnit-busyUnit) {
+			m.e.unlock(shared)
+			return true, nil
 		}
 	}
+}
+
+// join takes a read lock on the read admission the handle's readers
+// already hold, with one atomic addition, if the handle is admitted and the
+// entry lets readers join (no writer of the process holds or waits, and the
+// process holds the OS shared lock). Otherwise it undoes the addition and
+// reports false, for the slow path to decide.
+func (m *RWMutex) join() bool {
+	// A closed handle is never admitted (Close succeeds only from zero).
+	n := m.state.Add(readUnit)
+	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
+		return true
+	}
+	m.unjoin()
+	return false
+}
+
+// unjoin undoes join's addition. If that brings the count to zero, the
+// admission is given back as by the last RUnlock.
+func (m *RWMutex) unjoin() {
+	n := m.state.Add(-readUnit)
+	if n >= readUnit || m.rm != nil {
+		return
+	}
+	if n < 0 {
+		panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
+	}
+	m.giveBack(n) // a reader's admission: not the entry's last, so no system call
 }
 
 // Unlock releases a write lock taken through m. It panics if m is not
@@ -425,30 +468,44 @@ func (m *RWMutex) Unlock() {
 // RUnlock releases one read lock taken through m. It panics if m holds no
 // read lock, as sync.RWMutex does, or if the OS refuses to release the lock.
 func (m *RWMutex) RUnlock() {
-	for {
-		n := m.state.Load()
-		if n < readUnit {
-			panic("flock: RUnlock of unlocked RWMutex " + m.path)
-		}
-		if m.rm == nil && n>>32 > 1 {
-			// Others of the handle still read on its admission.
-			if m.state.CompareAndSwap(n, n-readUnit) {
-				return
-			}
-			continue
-		}
-		// The last reader of the handle gives its admission back (with
-		// RemoveOnUnlock every read lock has its own). A Close racing
-		// with it may drop the entry first; that is harmless, since a
-		// dropped entry holds no OS lock and settling it makes no system
-		// call.
-		if m.state.CompareAndSwap(n, n-readUnit) {
-			if err := m.unlock(shared); err != nil {
-				panic(m.pathError("unlock", err))
-			}
-			return
-		}
+	// Unless the count reached zero, others of the handle still read on
+	// its admission.
+	if n := m.state.Add(-readUnit); n < m.readFloor {
+		m.runlockSlow(n)
 	}
+}
+
+func (m *RWMutex) runlockSlow(n int64) {
+	if n < 0 {
+		m.state.Add(readUnit)
+		panic("flock: RUnlock of unlocked RWMutex " + m.path)
+	}
+	var err error
+	if m.rm != nil {
+		err = m.unlock(shared) // every read lock has its own admission
+	} else {
+		err = m.giveBack(n)
+	}
+	if err != nil {
+		panic(m.pathError("unlock", err))
+	}
+}
+
+// giveBack gives the handle's read admission back to the entry if the
+// count is still zero and the handle still admitted (n is the state after
+// the caller's subtraction); if a reader joined meanwhile, the admission
+// stays for it, and whoever brings the count to zero next gives it back. A
+// Close racing with the last RUnlock may drop the entry first; that is
+// harmless, since a dropped entry holds no OS lock and settling it makes no
+// system call.
+func (m *RWMutex) giveBack(n int64) error {
+	for n < readUnit && n&admittedBit != 0 {
+		if m.state.CompareAndSwap(n, n&^admittedBit) {
+			return m.e.unlock(shared)
+		}
+		n = m.state.Load()
+	}
+	return nil
 }
 
 func (m *RWMutex) unlock(mode lockMode) error {

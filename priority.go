@@ -138,6 +138,7 @@ func (e *entry) osTry(mode lockMode) error {
 func (e *entry) osUnlock() error {
 	err := unlockFile(e.fd)
 	e.held = unlocked
+	e.handoffs = 0
 	if e.gateHeld != unlocked {
 		e.gate.unlock(e.gateHeld)
 		e.gateHeld = unlocked

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestWriterInLastReadersWindow(t *testing.T) {
 		e.mu.Lock()
 		e.settle()
 		e.mu.Unlock()
-		r.state.Add(-readUnit)
+		r.state.Add(-readUnit - admittedBit)
 		if e.gate != nil {
 			e.mu.Lock()
 			c := e.inflight[exclusive]
@@ -354,4 +355,123 @@ func TestAbandonedWaitReleasesGate(t *testing.T) {
 	g.must(t, "unlock")
 	c.must(t, "unlock")
 	waitIdle(t, m.e)
+}
+
+// The readers of a handle share one read admission, installed by the first
+// and given back exactly once by whoever brings the handle's count to zero,
+// while joiners come and go (and undo their addition when the entry closes
+// its fast path for a writer). A lost admission would leave the OS shared
+// lock held; one given back twice would corrupt the entry's reader count.
+func TestHandleAdmissionChurn(t *testing.T) {
+	p := lockPath(t)
+	m, w := mustOpen(t, p), mustOpen(t, p)
+	var x exclusionCheck
+	var readers sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; i < 3000; i++ {
+				m.RLock()
+				x.read()
+				m.RUnlock()
+			}
+		}()
+	}
+	stop, writerDone := make(chan struct{}), make(chan struct{})
+	go func() { // a writer of another handle closes the fast path now and then
+		defer close(writerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			w.Lock()
+			x.write()
+			w.Unlock()
+		}
+	}()
+	readers.Wait()
+	close(stop)
+	<-writerDone
+	if v := x.violations.Load(); v != 0 {
+		t.Fatalf("%d exclusion violations", v)
+	}
+	if s := m.state.Load(); s != 0 {
+		t.Fatalf("handle state %#x after every reader left; want 0", s)
+	}
+	e := m.e
+	e.mu.Lock()
+	admitted, held := e.admittedReaders(), e.held
+	e.mu.Unlock()
+	if admitted != 0 || held != unlocked {
+		t.Fatalf("entry: %d admitted readers, OS lock %d after every reader left", admitted, held)
+	}
+	c := startChild(t, p)
+	if got := c.do("trylock"); got != "ok" {
+		t.Fatalf("another process's trylock after every reader left = %s", got)
+	}
+	c.must(t, "unlock")
+}
+
+// Writers of one process hand the exclusive OS lock on to each other
+// without releasing it, but at most maxHandoffs times in a row: a writer of
+// another process waiting meanwhile is woken at every release and gets in
+// after a bounded number of the process's acquisitions (flock(2) does not
+// order waiters, so the bound is statistical: here, far fewer than the
+// writers make).
+func TestHandoffsLetOtherProcessesIn(t *testing.T) {
+	p := lockPath(t)
+	m := mustOpen(t, p)
+	c := startChild(t, p)
+	var acquired atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m.Lock()
+				acquired.Add(1)
+				m.Unlock()
+			}
+		}()
+	}
+	eventually(t, "the writers run", func() bool { return acquired.Load() > 1000 })
+	const bound = 20000
+	var worst int64
+	for round := 0; round < 5; round++ {
+		before := acquired.Load()
+		if err := c.send("lock"); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		go func() { got <- c.recv() }()
+		select {
+		case answer := <-got:
+			if answer != "ok" {
+				t.Fatalf("child: %s", answer)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the other process waited 10 s while the process's writers made %d acquisitions", acquired.Load()-before)
+		}
+		n := acquired.Load() - before
+		if n > worst {
+			worst = n
+		}
+		c.must(t, "unlock")
+	}
+	t.Logf("the process's writers made at most %d acquisitions while the other process waited", worst)
+	if worst > bound {
+		t.Fatalf("the other process waited while the process's writers made %d acquisitions (bound %d)", worst, bound)
+	}
 }

@@ -1,7 +1,6 @@
 package flock
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"io/fs"
@@ -191,7 +190,7 @@ type entry struct {
 	refs     int       // handles (and entries, for a gate) referring to this entry; guarded by registry.mu
 	fastOpen bool      // whether readers is unbiased
 	writer   bool      // a writer is admitted
-	queue    list.List // of *waiter, in arrival order
+	queue    waitQueue // in arrival order
 	held     lockMode  // the OS lock this process holds on the file
 	// inflight holds the OS waits in the kernel, by mode. A wait on the
 	// entry's own descriptor (not separate) is alone, and nothing is tried
@@ -201,8 +200,13 @@ type entry struct {
 	// with any lock taken beside it.
 	inflight [exclusive + 1]*osWait
 	wake     chan struct{} // closed (and cleared) when held or inflight changes; made by a waiter
-	spares   []*os.File    // descriptors of the same file from racing Opens
-	dead     bool          // dropped from the registry; file closed
+	// handedOff is set by a writer's unlock while it holds the exclusive
+	// OS lock, for settle; handoffs counts the writers in a row that took
+	// the lock over (see maxHandoffs).
+	handedOff bool
+	handoffs  int
+	spares    []*os.File // descriptors of the same file from racing Opens
+	dead      bool       // dropped from the registry; file closed
 
 	// The writer-priority gate (see priority.go), if a handle asked for
 	// it: the gate file's own entry, of which this entry holds a
@@ -217,9 +221,51 @@ func (e *entry) waiting() bool {
 	return e.inflight[shared] != nil || e.inflight[exclusive] != nil
 }
 
+// A waiter is a goroutine queued at an entry's gate. Waiters are pooled:
+// one is back in the pool only once it is out of the queue and its token
+// taken, so that nothing refers to it any more.
 type waiter struct {
-	mode  lockMode
-	ready chan struct{} // closed when the waiter is admitted
+	mode       lockMode
+	ready      chan struct{} // capacity 1: gets one token when the waiter is admitted
+	prev, next *waiter
+}
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
+
+// waitQueue is the gate's FIFO of waiters, linked through them so that
+// queueing allocates nothing.
+type waitQueue struct {
+	head, tail *waiter
+	n          int
+}
+
+func (q *waitQueue) Len() int       { return q.n }
+func (q *waitQueue) front() *waiter { return q.head }
+
+func (q *waitQueue) push(w *waiter) {
+	w.prev, w.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.n++
+}
+
+func (q *waitQueue) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	q.n--
 }
 
 // admittedReaders returns the number of admitted readers. e.mu must be held.
@@ -283,23 +329,40 @@ func (e *entry) setFast() {
 	e.fastOpen = open
 }
 
+// maxHandoffs bounds how many writers of the process in a row take over
+// the exclusive OS lock from the one before without releasing it (see
+// settle). At the bound the lock is released and retaken, so that a waiter
+// of another process is woken and may get in; flock(2) does not order
+// waiters, so that is as much as a release ever gives it.
+const maxHandoffs = 8
+
 // settle restores the invariants after the set of admitted or queued
-// goroutines changed: an OS lock nobody needs is released at once, waiters
-// that can now be admitted are, and the fast path follows. e.mu must be held.
+// goroutines changed: waiters that can now be admitted are, an OS lock
+// nobody admitted needs is released at once, and the fast path follows. A
+// queued writer admitted as the writer before it leaves takes over the
+// exclusive OS lock as it is, with no system call, up to maxHandoffs times
+// in a row. e.mu must be held.
 func (e *entry) settle() error {
-	var err error
-	if e.held != unlocked && e.held != e.want() {
-		err = e.osUnlock()
-	}
-	for el := e.queue.Front(); el != nil; el = e.queue.Front() {
-		w := el.Value.(*waiter)
+	for w := e.queue.front(); w != nil; w = e.queue.front() {
 		if !e.compatible(w.mode) {
 			break
 		}
 		e.admit(w.mode)
-		e.queue.Remove(el)
-		close(w.ready)
+		e.queue.remove(w)
+		w.ready <- struct{}{}
 	}
+	var err error
+	switch want := e.want(); {
+	case e.held == unlocked:
+	case e.held != want:
+		err = e.osUnlock()
+	case want == exclusive && e.handedOff:
+		// The lock passes from one writer to the next.
+		if e.handoffs++; e.handoffs >= maxHandoffs {
+			err = e.osUnlock()
+		}
+	}
+	e.handedOff = false
 	e.setFast()
 	e.abandonUnwanted()
 	return err
@@ -342,12 +405,14 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 		e.mu.Unlock()
 		return false, nil
 	default:
-		w := &waiter{mode: mode, ready: make(chan struct{})}
-		el := e.queue.PushBack(w)
+		w := waiterPool.Get().(*waiter)
+		w.mode = mode
+		e.queue.push(w)
 		e.setFast()
 		e.mu.Unlock()
 		select {
 		case <-w.ready:
+			waiterPool.Put(w)
 			e.mu.Lock()
 		case <-done:
 			e.mu.Lock()
@@ -356,10 +421,11 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 				// Admitted while we gave up: leave like a holder.
 				e.leave(mode)
 			default:
-				e.queue.Remove(el)
+				e.queue.remove(w)
 				e.settle() // readers queued behind a writer may go now
 			}
 			e.mu.Unlock()
+			waiterPool.Put(w)
 			return false, ctx.Err()
 		}
 	}
@@ -422,7 +488,18 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			// If no wait of our own can go beside the other's (its
 			// descriptor could not be opened), the other's end is the
 			// change we wait for.
-			own = e.startWait(mode, other != nil)
+			own = e.startWait(mode, other != nil, done == nil)
+			if own != nil && own.inline {
+				e.mu.Unlock()
+				e.waitInline(own)
+				e.mu.Lock()
+				if own.err != nil {
+					e.leave(mode)
+					e.mu.Unlock()
+					return false, own.err
+				}
+				continue
+			}
 		}
 		wake := e.changed()
 		e.mu.Unlock()
@@ -476,6 +553,7 @@ func (e *entry) unlock(mode lockMode) error {
 	defer e.mu.Unlock()
 	if mode == exclusive {
 		e.writer = false
+		e.handedOff = e.held == exclusive // to a queued writer, if settle admits one
 	}
 	return e.settle()
 }
