@@ -49,8 +49,8 @@ func stopThen(b *testing.B, f func()) {
 	f()
 }
 
-func openOurs(b *testing.B, path string) *flock.RWMutex {
-	m, err := flock.Open(path)
+func openOurs(b *testing.B, path string, opts ...flock.Option) *flock.RWMutex {
+	m, err := flock.Open(path, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,6 +74,26 @@ func uncontendedGroups(dir string) []benchGroup {
 		{"LockUnlock", "Lock+Unlock", []benchCase{
 			{"ours", func(b *testing.B) {
 				m := openOurs(b, p("lock", "ours"))
+				defer stopThen(b, func() { m.Close() })
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					m.Lock()
+					m.Unlock()
+				}
+			}},
+			{"ours-prio", func(b *testing.B) {
+				m := openOurs(b, p("lock", "ours-prio"), flock.WriterPriority())
+				defer stopThen(b, func() { m.Close() })
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					m.Lock()
+					m.Unlock()
+				}
+			}},
+			{"ours-remove", func(b *testing.B) {
+				m := openOurs(b, p("lock", "ours-remove"), flock.RemoveOnUnlock())
 				defer stopThen(b, func() { m.Close() })
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -227,9 +247,18 @@ type contImpl struct {
 func noop() {}
 
 // contImpls: ours shares one handle among all goroutines (as a
-// sync.RWMutex is shared); gofrs and raw flock(2) need a handle or
-// descriptor per goroutine to exclude at all.
+// sync.RWMutex is shared), and ours-handles gives each its own handle on
+// the file; gofrs and raw flock(2) need a handle or descriptor per
+// goroutine to exclude at all.
 var contImpls = []contImpl{
+	{"ours-handles", func(path string) (func() (rwFuncs, func()), func(), error) {
+		h := func() (rwFuncs, func()) {
+			m, err := flock.Open(path)
+			check(err)
+			return rwFuncs{m.Lock, m.Unlock, m.RLock, m.RUnlock}, func() { check(m.Close()) }
+		}
+		return h, noop, nil
+	}},
 	{"ours", func(path string) (func() (rwFuncs, func()), func(), error) {
 		m, err := flock.Open(path)
 		if err != nil {

@@ -140,21 +140,27 @@ func main() {
 	fmt.Printf("- Go: %s; lock files on %s (%s)\n", m.goVersion, m.fs, dir)
 	fmt.Printf("- mode: %s; load average at start: %s\n", mode, loadAvg())
 
-	var res results
+	res := results{other: map[int]float64{}}
 	for _, s := range scenarios {
 		if len(selected) > 0 && !selected[s.n] {
 			continue
 		}
 		t0 := time.Now()
 		fmt.Fprintf(os.Stderr, "scenario %d ...\n", s.n)
+		load := startLoad()
 		tables, err := s.run(&cfg, &res)
 		if err != nil {
 			fatal(fmt.Errorf("scenario %d: %w", s.n, err))
 		}
+		other := load.otherCores()
+		res.other[s.n] = other
+		if len(tables) > 0 {
+			tables[0].note("Load while this scenario ran: %s.", regime(other))
+		}
 		for _, t := range tables {
 			t.write(os.Stdout)
 		}
-		fmt.Fprintf(os.Stderr, "scenario %d took %v\n", s.n, time.Since(t0).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "scenario %d took %v, %s\n", s.n, time.Since(t0).Round(time.Millisecond), regime(other))
 	}
 	res.targets(&cfg).write(os.Stdout)
 	fmt.Printf("\nTotal run time %v; load average at end: %s (other work on the machine makes every figure noisy; ratios are within this run).\n",

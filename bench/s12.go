@@ -87,17 +87,21 @@ func scenario1(cfg *config, res *results) ([]*table, error) {
 	}
 	add("Lock+Unlock", "LockUnlock", "ours")
 	add("LockContext+Unlock ¹", "LockUnlock", "ours-ctx")
+	add("Lock+Unlock, WriterPriority ¹", "LockUnlock", "ours-prio")
+	add("Lock+Unlock, RemoveOnUnlock ¹", "LockUnlock", "ours-remove")
 	add("RLock+RUnlock ²", "RLockRUnlock", "ours")
 	add("TryLock+Unlock", "TryLockUnlock", "ours")
 	t.note("Median of %d rounds of testing.Benchmark (-benchtime %v each), cases interleaved. ours/gofrs below 1 means ours is faster; gofrs/ours = %s for Lock+Unlock.",
 		cfg.reps, cfg.benchtime, fmtRatio(med["LockUnlock/gofrs"].ns/med["LockUnlock/ours"].ns))
 	t.note("raw flock(2): LOCK_EX (LOCK_SH, LOCK_EX|LOCK_NB) then LOCK_UN on a descriptor kept open. sync: sync.Mutex (sync.RWMutex.RLock for the read row). gofrs opens and closes the file on every Lock/Unlock.")
-	t.note("¹ The peer has no cancellable blocking lock; its columns repeat its Lock+Unlock. ² gofrs: RLock then Unlock (it has no RUnlock).")
+	t.note("¹ The peer has no cancellable blocking lock, no writer priority and no safe removal; its columns repeat its Lock+Unlock. ² gofrs: RLock then Unlock (it has no RUnlock).")
 
 	res.lockNs = med["LockUnlock/ours"].ns
 	res.lockGofrsNs = med["LockUnlock/gofrs"].ns
 	res.lockRawNs = med["LockUnlock/raw"].ns
 	res.lockAllocs = med["LockUnlock/ours"].allocs
+	res.prioNs = med["LockUnlock/ours-prio"].ns
+	res.removeNs, res.removeAllocs = med["LockUnlock/ours-remove"].ns, med["LockUnlock/ours-remove"].allocs
 	res.has1 = true
 	return []*table{t}, nil
 }
@@ -117,17 +121,21 @@ func scenario2(cfg *config, res *results) ([]*table, error) {
 	}
 	t := &table{
 		title: "2. In-process contention: 8 goroutines on one file (operations per second, all goroutines together)",
-		header: []string{"workload", "ours", "gofrs (handle per goroutine)", "raw flock(2) (fd per goroutine, floor)",
-			"sync.RWMutex", "ours/gofrs", "ours/raw"},
+		header: []string{"workload", "ours (one handle)", "ours (handle per goroutine)", "gofrs (handle per goroutine)",
+			"raw flock(2) (fd per goroutine, floor)", "sync.RWMutex", "ours/gofrs", "ours/raw", "ours/sync", "ours per goroutine/sync"},
 	}
 	for _, w := range workloads {
-		o, g, r, s := med[w.name+"/ours"], med[w.name+"/gofrs"], med[w.name+"/raw"], med[w.name+"/sync"]
-		t.row(w.title, fmtRate(o.opsPerSec), fmtRate(g.opsPerSec), fmtRate(r.opsPerSec), fmtRate(s.opsPerSec),
-			fmtRatio(o.opsPerSec/g.opsPerSec), fmtRatio(o.opsPerSec/r.opsPerSec))
+		o, oh, g := med[w.name+"/ours"], med[w.name+"/ours-handles"], med[w.name+"/gofrs"]
+		r, s := med[w.name+"/raw"], med[w.name+"/sync"]
+		t.row(w.title, fmtRate(o.opsPerSec), fmtRate(oh.opsPerSec), fmtRate(g.opsPerSec), fmtRate(r.opsPerSec), fmtRate(s.opsPerSec),
+			fmtRatio(o.opsPerSec/g.opsPerSec), fmtRatio(o.opsPerSec/r.opsPerSec),
+			fmtRatio(o.opsPerSec/s.opsPerSec), fmtRatio(oh.opsPerSec/s.opsPerSec))
 	}
 	t.note("Median of %d rounds. ours: one handle shared by the 8 goroutines. An operation is one lock and one unlock; higher is better, ours/gofrs above 1 means ours is faster. \"Joining\": another goroutine holds a read lock throughout (for ours through the same handle). 90%%: goroutine g's i-th operation writes when (i+g)%%10 == 0.",
 		cfg.reps)
 	res.joinOurs, res.joinGofrs = med["ReadersJoining8/ours"].opsPerSec, med["ReadersJoining8/gofrs"].opsPerSec
+	res.joinHandles, res.joinSync = med["ReadersJoining8/ours-handles"].opsPerSec, med["ReadersJoining8/sync"].opsPerSec
+	res.writersOurs, res.writersRaw = med["Writers8/ours"].opsPerSec, med["Writers8/raw"].opsPerSec
 	res.standOurs, res.standGofrs = med["Readers8/ours"].opsPerSec, med["Readers8/gofrs"].opsPerSec
 	res.has2 = true
 

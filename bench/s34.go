@@ -189,7 +189,10 @@ func scenario3(cfg *config, res *results) ([]*table, error) {
 	t.note("Latency: holder's wall clock right before LOCK_UN to the waiter's right after it holds the lock. ours ÷ this below 1 means ours hands off faster.")
 	t.note("CPU: getrusage(RUSAGE_SELF) of a child process that does nothing but wait, over %v while the lock is held elsewhere (includes the Go runtime's own idle activity, which the floor row shows). Wake-ups: voluntary context switches per second.", cfg.cpuWindow)
 	res.handoffOurs = oursMed
+	res.handoffOursP99 = lat["ours LockContext"].pct(99)
+	res.handoffLock = lat["ours Lock"].median()
 	res.handoffRaw = floor
+	res.handoffRawP99 = lat[vs[len(vs)-1].name].pct(99)
 	res.handoffTry10 = lat["gofrs TryLockContext, 10 ms retry"].median()
 	res.has3 = true
 	return []*table{t}, nil

@@ -193,3 +193,87 @@ func cpuTime() (time.Duration, int64) {
 	}
 	return tv(ru.Utime) + tv(ru.Stime), ru.Nvcsw
 }
+
+// A loadWindow measures, over a span of wall time, how much CPU the rest
+// of the machine used: all CPUs' busy time (/proc/stat) less this process's
+// and its reaped children's (getrusage). A ratio measured while other work
+// competes for the 2 cores is not the same figure as one measured with
+// both cores free, so every scenario reports which it got.
+type loadWindow struct {
+	wall  time.Time
+	busy  time.Duration // all CPUs' busy time so far
+	own   time.Duration // ours and our children's so far
+	valid bool
+}
+
+// cleanLoad is the most other work, in cores, a run may see and still
+// count as clean.
+const cleanLoad = 0.2
+
+func startLoad() loadWindow {
+	busy, ok := machineBusy()
+	return loadWindow{wall: time.Now(), busy: busy, own: ownCPU(), valid: ok}
+}
+
+// otherCores returns the average number of cores that other work kept
+// busy since w started, or -1 if it cannot tell.
+func (w loadWindow) otherCores() float64 {
+	busy, ok := machineBusy()
+	if !ok || !w.valid {
+		return -1
+	}
+	wall := time.Since(w.wall)
+	other := (busy - w.busy) - (ownCPU() - w.own)
+	if other < 0 {
+		other = 0 // tick granularity, children not reaped yet
+	}
+	return float64(other) / float64(wall)
+}
+
+// regime names what otherCores measured.
+func regime(other float64) string {
+	switch {
+	case other < 0:
+		return "load unknown"
+	case other < cleanLoad:
+		return fmt.Sprintf("clean (other work %.2f cores)", other)
+	}
+	return fmt.Sprintf("LOADED (other work %.2f cores)", other)
+}
+
+// machineBusy is the busy time of all CPUs since boot: user, nice, system,
+// irq, softirq and steal from /proc/stat's first line.
+func machineBusy() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, true
+}
+
+// clockTicks is USER_HZ, 100 on every Linux the bench runs on.
+const clockTicks = 100
+
+func ownCPU() time.Duration {
+	var total time.Duration
+	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
+		var ru unix.Rusage
+		if unix.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
