@@ -9,7 +9,7 @@ package flock
 //
 //	statFile(path, noFollow) (fileID, error)
 //	openFile(path, *config) (*os.File, fileID, error)
-//	createSidecar(path, like *os.File) error // create path with like's mode and owner, if absent
+//	createSidecar(path, like *os.File) (*os.File, fileID, error) // create path with like's mode and owner, and open it; nil if it exists
 //	sysFD(*os.File) fd
 //	lockFile(fd, mode, wait) error           // errWouldBlock if !wait and held elsewhere
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own

@@ -50,8 +50,12 @@ type osWait struct {
 	// wait is abandoned, since priority is for goroutines that still wait.
 	gate     *entry
 	gateHeld lockMode
-	abandon  chan struct{} // closed when nobody needs mode any more
-	err      error         // the call's error, other than errAbandoned; set before inflight is cleared
+	// regate, while not nil, stops the goroutine that takes the gate again
+	// for a writer that adopted the wait after it was abandoned (see
+	// entry.regate); guarded by the entry's mutex.
+	regate  chan struct{}
+	abandon chan struct{} // closed when nobody needs mode any more
+	err     error         // the call's error, other than errAbandoned; set before inflight is cleared
 }
 
 // startWait starts the entry's OS wait for mode, which must have none in
@@ -95,6 +99,7 @@ func (e *entry) waitInline(c *osWait) {
 func (e *entry) waitDone(c *osWait, err error) {
 	e.mu.Lock()
 	e.inflight[c.mode] = nil
+	c.stopRegate()
 	switch err {
 	case nil:
 		// held is unlocked here (see entry.inflight). The writer's gate
@@ -158,8 +163,57 @@ func (e *entry) abandonUnwanted() {
 		case <-c.abandon:
 		default:
 			close(c.abandon)
-			c.releaseGate()
 		}
+		c.stopRegate()
+		c.releaseGate()
+	}
+}
+
+// regate takes the gate again, in a goroutine, for the exclusive wait c,
+// which lost it when it was abandoned and has now been adopted by a writer
+// of the process: priority is for writers that wait, and the adopter
+// waits. It gives up when c ends or is abandoned again. The gate is
+// thus never waited for while the process holds the lock (a writer of
+// another process holding the gate waits for the lock, so that would
+// deadlock); a writer granted the lock through c holds it without the gate.
+// e.mu must be held.
+func (e *entry) regate(c *osWait) {
+	stop := make(chan struct{})
+	c.regate = stop
+	go func() {
+		gm, err := takeGate(c.gate, abandonContext(stop), exclusive)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		live := c.regate == stop // not stopped meanwhile
+		if live {
+			c.regate = nil
+		}
+		switch {
+		case err != nil:
+		case live && e.inflight[exclusive] == c:
+			c.gateHeld = gm
+		default:
+			c.gate.unlock(gm)
+		}
+	}()
+}
+
+// stopRegate stops c's regate goroutine, if any. The entry's mutex must
+// be held.
+func (c *osWait) stopRegate() {
+	if c.regate != nil {
+		close(c.regate)
+		c.regate = nil
+	}
+}
+
+// abandoned reports whether c was abandoned (and perhaps adopted since).
+func (c *osWait) abandoned() bool {
+	select {
+	case <-c.abandon:
+		return true
+	default:
+		return false
 	}
 }
 

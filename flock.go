@@ -316,16 +316,11 @@ func (m *RWMutex) Lock() {
 // RLock locks m for reading. It waits while a writer holds the lock or, in
 // this process, waits for it. It panics in the cases Lock does.
 func (m *RWMutex) RLock() {
-	// join, by hand: kept small enough for the compiler to inline.
+	// rlock's join, by hand: kept small enough for the compiler to inline.
 	if n := m.state.Add(readUnit); n&admittedBit == 0 || m.e.readers.Load() <= 0 {
-		m.rlockSlow()
-	}
-}
-
-func (m *RWMutex) rlockSlow() {
-	m.unjoin()
-	if _, err := m.lock(nil, shared, true); err != nil {
-		panic(err)
+		if _, err := m.rlockSlow(n, nil, true); err != nil {
+			panic(err)
+		}
 	}
 }
 
@@ -369,8 +364,8 @@ func (m *RWMutex) TryRLock() (bool, error) {
 }
 
 func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, error) {
-	if mode == shared && (ctx == nil || ctx.Err() == nil) && m.join() {
-		return true, nil
+	if mode == shared {
+		return m.rlock(ctx, wait)
 	}
 	if m.state.Add(busyUnit)&closedBit != 0 {
 		m.state.Add(-busyUnit)
@@ -390,9 +385,51 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 		}
 		return false, err
 	}
-	if mode == exclusive {
-		m.writer.Store(true) // busyUnit stays until Unlock
+	m.writer.Store(true) // busyUnit stays until Unlock
+	return true, nil
+}
+
+// rlock takes a read lock: by joining the read admission the handle's
+// readers already hold, with one atomic addition, if the handle is
+// admitted and the entry lets readers join (no writer of the process holds
+// or waits, and the process holds the OS shared lock); else on the slow
+// path. A closed handle is never admitted (Close succeeds only from zero).
+func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
+	if ctx != nil && ctx.Err() != nil {
+		// Acquire nothing, even what is free (the slow path says why).
+		return false, m.pathError("lock", ctx.Err())
+	}
+	n := m.state.Add(readUnit)
+	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
 		return true, nil
+	}
+	return m.rlockSlow(n, ctx, wait)
+}
+
+// rlockSlow gets a read admission from the entry for a reader whose
+// addition to the handle's count (n is the state after it) did not join
+// one. The addition is undone first: a reader that waits must not count,
+// or it would keep the handle's admission from going back while the
+// entry's writers, which it queues behind, wait for it to go.
+func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, error) {
+	m.unjoin()
+	if m.state.Add(busyUnit)&closedBit != 0 {
+		m.state.Add(-busyUnit)
+		return false, m.pathError("lock", os.ErrClosed)
+	}
+	var ok bool
+	var err error
+	if m.rm != nil {
+		ok, err = m.rm.lock(m.path, ctx, shared, wait)
+	} else {
+		ok, err = m.e.lock(ctx, shared, wait)
+	}
+	if !ok {
+		m.state.Add(-busyUnit)
+		if err != nil {
+			err = m.pathError("lock", err)
+		}
+		return false, err
 	}
 	if m.rm != nil {
 		// Every read lock has an admission of its own.
@@ -415,21 +452,6 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 			return true, nil
 		}
 	}
-}
-
-// join takes a read lock on the read admission the handle's readers
-// already hold, with one atomic addition, if the handle is admitted and the
-// entry lets readers join (no writer of the process holds or waits, and the
-// process holds the OS shared lock). Otherwise it undoes the addition and
-// reports false, for the slow path to decide.
-func (m *RWMutex) join() bool {
-	// A closed handle is never admitted (Close succeeds only from zero).
-	n := m.state.Add(readUnit)
-	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
-		return true
-	}
-	m.unjoin()
-	return false
 }
 
 // unjoin undoes join's addition. If that brings the count to zero, the

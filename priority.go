@@ -52,7 +52,13 @@ var gateConfig = config{noFollow: true, noCreate: true}
 // does not exist, with the lock file's permission bits and, where the
 // process may, its owner and group: whoever may not open the lock file may
 // not open the gate either, and so cannot block the lock's users through
-// it.
+// it. The descriptor that creates it is the one the gate entry keeps (on
+// fcntl platforms closing another would drop the process's gate lock).
+//
+// A gate is locked through the registry like any lock file, so a gate
+// file that is (a hard link to) a lock file with a gate of its own, or to
+// the lock file itself, would have a lock wait for itself: such a gate is
+// refused, and so is a gate for a lock file that is another's gate.
 func (r *registryState) addGate(e *entry, path string) error {
 	e.mu.Lock()
 	has := e.gate != nil
@@ -63,30 +69,50 @@ func (r *registryState) addGate(e *entry, path string) error {
 	gp := gatePath(path)
 	var g *entry
 	for tries := 0; ; tries++ {
-		if err := createSidecar(gp, e.file); err != nil {
+		f, id, err := createSidecar(gp, e.file)
+		if err != nil {
 			return err
 		}
-		var err error
+		if f != nil {
+			g = r.register(f, id)
+			break
+		}
 		g, err = r.find(gp, &gateConfig)
 		if err == nil {
 			break
 		}
-		// Removed between its creation and its opening: create it again,
-		// a few times.
+		// Removed between the attempt to create it and its opening:
+		// create it again, a few times.
 		if !errors.Is(err, fs.ErrNotExist) || tries == 3 {
 			return err
 		}
 	}
+	r.mu.Lock()
 	e.mu.Lock()
-	if e.gate == nil {
+	var err error
+	switch {
+	case e.gate != nil:
+		// Another Open of the same file gave it a gate first.
+	case g == e || g.gate != nil:
+		err = &fs.PathError{Op: "open", Path: gp, Err: errGateLocked}
+	case e.gateOf > 0:
+		err = &fs.PathError{Op: "open", Path: path, Err: errLockIsGate}
+	default:
 		e.gate, g = g, nil
+		e.gate.gateOf++
 	}
 	e.mu.Unlock()
+	r.mu.Unlock()
 	if g != nil {
-		r.release(g) // another Open of the same file gave it a gate first
+		r.release(g)
 	}
-	return nil
+	return err
 }
+
+var (
+	errGateLocked = errors.New("writer-priority gate is the lock file itself or a lock file with a gate of its own (a hard link?)")
+	errLockIsGate = errors.New("lock file is another lock file's writer-priority gate")
+)
 
 // takeGate takes the gate g for an OS acquisition in mode, waiting if ctx
 // is not nil. The gate is taken exclusively; but a backend that cannot take

@@ -5,6 +5,10 @@ package flock
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,5 +130,164 @@ func TestContendedLockOnFile(t *testing.T) {
 			}
 			c.must(t, "unlock")
 		})
+	}
+}
+
+// On fcntl platforms closing any descriptor of the gate file drops the
+// process's gate lock: the descriptor that creates the gate must be the one
+// the gate entry keeps, even when another Open of the same lock file finds
+// the new gate first.
+func TestGateCreatorKept(t *testing.T) {
+	dir := t.TempDir()
+	lost := 0
+	const rounds = 300
+	for i := 0; i < rounds; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("l%d", i))
+		os.WriteFile(p, nil, 0o644) // the gate is created by the racing Opens
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var holder *RWMutex
+		var handles []*RWMutex
+		for j := 0; j < 4; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := Open(p, WriterPriority())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ok, err := m.TryLock() // at once, while others may still be creating the gate
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				handles = append(handles, m)
+				if ok && holder == nil {
+					holder = m
+				} else if ok {
+					m.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if holder != nil {
+			if len(osLocks(t, gatePath(p))) != 1 {
+				lost++
+			}
+			holder.Unlock()
+		}
+		for _, m := range handles {
+			m.Close()
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	if lost != 0 {
+		t.Fatalf("in %d of %d rounds the holder's gate lock was gone from /proc/locks", lost, rounds)
+	}
+}
+
+// A writer that adopts an exclusive wait abandoned earlier (which let go
+// of the writer-priority gate when it was abandoned) takes the gate again:
+// otherwise no writer of the process has priority until that wait ends,
+// and under overlapping readers it never does. The readers here follow the
+// gate's protocol on descriptors of their own, hand over hand, so that the
+// lock file is never free while they run.
+func TestAdoptedWaitRetakesGate(t *testing.T) {
+	if backendName != "flock" {
+		t.Skipf("the readers use flock(2) directly; the %s backend does not see them", backendName)
+	}
+	p := lockPath(t)
+	w := mustOpen(t, p, WriterPriority())
+	stop := make(chan struct{})
+	overlapping := make(chan struct{})
+	var wg sync.WaitGroup
+	handOverHand(t, p, stop, overlapping, &wg)
+	defer wg.Wait()
+	defer close(stop)
+	<-overlapping
+
+	// Leave an abandoned exclusive wait in the kernel, without the gate.
+	for try := 0; ; try++ {
+		if try == 100 {
+			t.Fatal("no abandoned exclusive wait in the kernel after 100 tries")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Millisecond)
+		err := w.LockContext(ctx)
+		cancel()
+		if err == nil {
+			w.Unlock()
+			continue
+		}
+		w.e.mu.Lock()
+		c := w.e.inflight[exclusive]
+		inKernel := c != nil && c.abandoned() && c.gateHeld == unlocked
+		w.e.mu.Unlock()
+		if inKernel {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := w.LockContext(ctx); err != nil {
+		t.Fatalf("the writer adopting the abandoned wait got no priority: %v after %v", err, time.Since(start))
+	}
+	t.Logf("the adopting writer waited %v", time.Since(start))
+	w.Unlock()
+}
+
+// handOverHand runs two readers of the lock file at p that follow the
+// writer-priority protocol (gate exclusively, lock shared, gate released)
+// on descriptors of their own, each holding until the other holds too, so
+// that the lock file is never free; overlapping is closed when they first
+// overlap.
+func handOverHand(t *testing.T, p string, stop <-chan struct{}, overlapping chan<- struct{}, wg *sync.WaitGroup) {
+	gp := gatePath(p)
+	got := [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
+	var once sync.Once
+	for i := 0; i < 2; i++ {
+		lf, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gf, err := unix.Open(gp, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func(i, lf, gf int) {
+			defer wg.Done()
+			defer unix.Close(lf)
+			defer unix.Close(gf)
+			if i == 1 {
+				<-got[0]
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				unix.Flock(gf, unix.LOCK_EX)
+				unix.Flock(lf, unix.LOCK_SH)
+				unix.Flock(gf, unix.LOCK_UN)
+				select {
+				case got[i] <- struct{}{}:
+				default: // the other has not taken the last one yet
+				}
+				select { // hold until the other holds too (or a writer keeps it out)
+				case <-got[1-i]:
+					once.Do(func() { close(overlapping) })
+				case <-time.After(30 * time.Millisecond):
+				case <-stop:
+				}
+				unix.Flock(lf, unix.LOCK_UN)
+				time.Sleep(time.Millisecond) // the workload's pause
+			}
+		}(i, lf, gf)
 	}
 }

@@ -475,3 +475,53 @@ func TestHandoffsLetOtherProcessesIn(t *testing.T) {
 		t.Fatalf("the other process waited while the process's writers made %d acquisitions (bound %d)", worst, bound)
 	}
 }
+
+// A gate file that is the lock file itself (a hard link), or a lock file
+// with a gate of its own, would make a lock wait for itself: Open refuses
+// it, and so a process cannot be deadlocked by a planted link.
+func TestGateThatIsALockFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "self")
+	os.WriteFile(p, nil, 0o644)
+	if err := os.Link(p, p+".gate"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Open(p, WriterPriority()); err == nil {
+		m.Close()
+		t.Fatal("Open with a gate that is the lock file itself succeeded")
+	} else if !strings.Contains(err.Error(), p+".gate") {
+		t.Fatalf("the error does not name the gate: %v", err)
+	}
+
+	// a's gate is b, b's gate is a.
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, nil, 0o644)
+	os.WriteFile(b, nil, 0o644)
+	if err := os.Link(b, a+".gate"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(a, b+".gate"); err != nil {
+		t.Fatal(err)
+	}
+	ma := mustOpen(t, a, WriterPriority())
+	if m, err := Open(b, WriterPriority()); err == nil {
+		m.Close()
+		t.Fatal("Open of a lock file that is another's gate, with a gate of its own, succeeded")
+	}
+	done := make(chan error, 1)
+	go func() {
+		ok, err := ma.TryLock()
+		if ok {
+			ma.Unlock()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("TryLock did not return: the lock waits for itself")
+	}
+}

@@ -76,25 +76,30 @@ func (r *registryState) find(path string, c *config) (*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		// f pins the identity it was opened with, and every registered
-		// entry's file pins its own: an entry with this identity is this
-		// very file.
-		r.mu.Lock()
-		e := r.entries[id]
-		if e != nil {
-			// Another Open of the same file won the race. Closing f now
-			// could drop that entry's fcntl lock; keep it until the entry
-			// goes.
-			e.spares = append(e.spares, f)
-		} else {
-			e = &entry{id: id, file: f, fd: sysFD(f)}
-			e.readers.Store(-readerBias)
-			r.entries[id] = e
-		}
-		e.refs++
-		r.mu.Unlock()
-		return e, nil
+		return r.register(f, id), nil
 	}
+}
+
+// register returns the entry of the open file f, whose identity is id,
+// with a reference taken: a new entry for f, or the one registered for the
+// file already. f pins the identity it was opened with, and every
+// registered entry's file pins its own: an entry with this identity is
+// this very file.
+func (r *registryState) register(f *os.File, id fileID) *entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[id]
+	if e != nil {
+		// Another Open of the same file won the race. Closing f now could
+		// drop that entry's fcntl lock; keep it until the entry goes.
+		e.spares = append(e.spares, f)
+	} else {
+		e = &entry{id: id, file: f, fd: sysFD(f)}
+		e.readers.Store(-readerBias)
+		r.entries[id] = e
+	}
+	e.refs++
+	return e
 }
 
 // testHookStatted, if set by a test, runs between find's stat and its
@@ -158,6 +163,9 @@ func (r *registryState) dropLocked(e *entry) (gate *entry, err error) {
 	for _, f := range e.spares {
 		errs = append(errs, f.Close())
 	}
+	if e.gate != nil {
+		e.gate.gateOf--
+	}
 	return e.gate, errors.Join(errs...)
 }
 
@@ -214,6 +222,10 @@ type entry struct {
 	// held is exclusive).
 	gate     *entry
 	gateHeld lockMode
+	// gateOf counts the entries whose gate this entry is; guarded by
+	// registry.mu. A gate has no gate of its own and is no lock file's
+	// that has one (see addGate).
+	gateOf int
 }
 
 // waiting reports whether an OS wait is in flight. e.mu must be held.
@@ -390,6 +402,10 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 		done = ctx.Done()
 	}
 	if mode == shared {
+		// Join the admitted readers while the fast path is open and one
+		// is admitted. Not by an addition undone on failure: a count that
+		// went up for a moment could let another joiner believe a reader
+		// was admitted after the last one left and the OS lock went.
 		for n := e.readers.Load(); n > 0; n = e.readers.Load() {
 			if e.readers.CompareAndSwap(n, n+1) {
 				return true, nil
@@ -462,6 +478,10 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 		case own != nil || other != nil && !other.separate:
 			// Our wait is in flight (adopt it), or the other mode's
 			// occupies the descriptor we would try on.
+			if own != nil && mode == exclusive && wait && own.gate != nil &&
+				own.gateHeld == unlocked && own.regate == nil && own.abandoned() {
+				e.regate(own) // it let go of the gate when it was abandoned
+			}
 			if !wait {
 				e.leave(mode)
 				e.mu.Unlock()

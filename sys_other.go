@@ -25,8 +25,8 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
 }
 
-func createSidecar(path string, like *os.File) error {
-	return &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
+func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
+	return nil, fileID{}, &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
 }
 
 func separateWait(fd fd, mode lockMode) bool { return false }

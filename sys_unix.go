@@ -112,33 +112,32 @@ func lockError(err error) error {
 }
 
 // createSidecar creates the file at path, unless something is there
-// already, with the permission bits of like (less any execute bits) and,
-// where the process may, like's owner and group. The umask does not apply:
-// the sidecar is meant to be exactly as accessible as like. It is created
-// empty, never through a symbolic link, and closed again.
-func createSidecar(path string, like *os.File) error {
+// already (then it returns a nil file), with the permission bits of like
+// (less any execute bits) and, where the process may, like's owner and
+// group; the umask does not apply, since the sidecar is meant to be
+// exactly as accessible as like. It is created empty, never through a
+// symbolic link, and returned open for reading and writing, with its
+// identity: the caller keeps the very descriptor that created it.
+func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	var st unix.Stat_t
 	if err := fstat(like, &st); err != nil {
-		return &fs.PathError{Op: "stat", Path: like.Name(), Err: err}
+		return nil, fileID{}, &fs.PathError{Op: "stat", Path: like.Name(), Err: err}
 	}
 	perm := uint32(st.Mode) & 0o666
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, fs.FileMode(perm))
 	switch {
-	case err == unix.EEXIST:
-		return nil
+	case errors.Is(err, fs.ErrExist):
+		return nil, fileID{}, nil
 	case err != nil:
-		return &fs.PathError{Op: "create", Path: path, Err: err}
+		return nil, fileID{}, err
 	}
-	defer unix.Close(fd)
+	fail := func(op string, err error) (*os.File, fileID, error) {
+		f.Close() // nobody else can hold a lock on a file just created
+		return nil, fileID{}, &fs.PathError{Op: op, Path: path, Err: err}
+	}
+	fd := int(f.Fd())
 	if err := unix.Fchmod(fd, perm); err != nil {
-		return &fs.PathError{Op: "chmod", Path: path, Err: err}
+		return fail("chmod", err)
 	}
 	// Only a privileged process may give a file away; anyone may give it
 	// to a group it belongs to. Short of both, the sidecar is the
@@ -146,7 +145,11 @@ func createSidecar(path string, like *os.File) error {
 	if unix.Fchown(fd, int(st.Uid), int(st.Gid)) != nil {
 		unix.Fchown(fd, -1, int(st.Gid))
 	}
-	return nil
+	var own unix.Stat_t
+	if err := fstat(f, &own); err != nil {
+		return fail("stat", err)
+	}
+	return f, fileID{uint64(own.Dev), uint64(own.Ino)}, nil
 }
 
 func fstat(f *os.File, st *unix.Stat_t) error {
