@@ -106,8 +106,10 @@ func SyncOnUnlock() Option {
 // refused), and it is not removed. Each OS acquisition then costs the
 // gate's lock and unlock as well. A wait whose caller gave up lets go of
 // the gate at once. On fcntl platforms, a gate that can only be opened for
-// reading lets readers through (with a shared lock on it), and writers fail
-// with an error matching fs.ErrPermission that names the gate. Every process that should take
+// reading lets readers through (with a shared lock on it), and a writer
+// that finds the lock taken fails with an error matching fs.ErrPermission
+// that names the gate. A writer that finds the lock free takes it without
+// the gate, so an uncontended Lock costs no more than without the option. Every process that should take
 // part must use the option; others (flock(1), other libraries) are still
 // excluded by the lock but not ordered by the gate. Readers that join a
 // read lock their own process already holds do not pass the gate, so a

@@ -6,8 +6,9 @@ package flock
 // waits, so overlapping readers in other processes can keep a writer out
 // forever. With the option, every OS acquisition of the lock file first
 // passes a second lock, the gate: a sidecar file named after the lock file
-// with ".gate" appended. A writer takes the gate exclusively and keeps it
-// while it waits for and holds the lock; a reader takes the gate
+// with ".gate" appended. A writer that finds the lock taken takes the gate
+// exclusively and keeps it while it waits for and holds the lock (one that
+// finds it free just takes it); a reader takes the gate
 // exclusively only for the moment it takes the lock shared, then releases
 // it. New readers thus queue on the gate behind a waiting writer, and the
 // writer waits only for the readers already inside.
@@ -140,12 +141,21 @@ func takeGate(g *entry, ctx context.Context, mode lockMode) (lockMode, error) {
 }
 
 // osTry takes the OS lock in mode without waiting, through the gate if e
-// has one. A writer keeps the gate with the lock; a reader, and anyone who
-// failed, lets it go at once (a wait takes it again for itself). e.mu must
-// be held.
+// has one. A writer first tries without the gate: if the lock is free it
+// needs no priority, and holding it without the gate orders nobody
+// differently (a writer of another process then waits holding the gate, as
+// it would behind any holder); so an uncontended Lock costs what it does
+// without the option. Otherwise a writer keeps the gate with the lock; a
+// reader, and anyone who failed, lets it go at once (a wait takes it again
+// for itself). e.mu must be held.
 func (e *entry) osTry(mode lockMode) error {
 	if e.gate == nil {
 		return lockFile(e.fd, mode, false)
+	}
+	if mode == exclusive {
+		if err := lockFile(e.fd, mode, false); err != errWouldBlock {
+			return err
+		}
 	}
 	gm, err := takeGate(e.gate, nil, mode)
 	if err != nil {

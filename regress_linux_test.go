@@ -5,9 +5,6 @@ package flock
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -135,59 +132,30 @@ func TestContendedLockOnFile(t *testing.T) {
 
 // On fcntl platforms closing any descriptor of the gate file drops the
 // process's gate lock: the descriptor that creates the gate must be the one
-// the gate entry keeps, even when another Open of the same lock file finds
-// the new gate first.
+// the process keeps, even when another Open in the process finds the new
+// gate first and locks it through its own descriptor. The hook makes that
+// race deterministic: the gate file is locked by another handle of the
+// process the moment it is created.
 func TestGateCreatorKept(t *testing.T) {
-	dir := t.TempDir()
-	lost := 0
-	const rounds = 300
-	for i := 0; i < rounds; i++ {
-		p := filepath.Join(dir, fmt.Sprintf("l%d", i))
-		os.WriteFile(p, nil, 0o644) // the gate is created by the racing Opens
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var holder *RWMutex
-		var handles []*RWMutex
-		for j := 0; j < 4; j++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m, err := Open(p, WriterPriority())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				ok, err := m.TryLock() // at once, while others may still be creating the gate
-				if err != nil {
-					t.Error(err)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				handles = append(handles, m)
-				if ok && holder == nil {
-					holder = m
-				} else if ok {
-					m.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if holder != nil {
-			if len(osLocks(t, gatePath(p))) != 1 {
-				lost++
-			}
-			holder.Unlock()
-		}
-		for _, m := range handles {
-			m.Close()
-		}
-		if t.Failed() {
-			return
-		}
+	p := lockPath(t)
+	var g *RWMutex
+	testHookSidecarCreated = func(path string) {
+		g = mustOpen(t, path) // the gate is a lock file like any other
+		g.Lock()
 	}
-	if lost != 0 {
-		t.Fatalf("in %d of %d rounds the holder's gate lock was gone from /proc/locks", lost, rounds)
+	m, err := Open(p, WriterPriority())
+	testHookSidecarCreated = nil
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer m.Close()
+	if g == nil {
+		t.Fatal("the gate was not created")
+	}
+	if got := osLocks(t, gatePath(p)); len(got) != 1 {
+		t.Fatalf("locks of this process on the gate after Open: %v; want the one taken through the other handle", got)
+	}
+	g.Unlock()
 }
 
 // A writer that adopts an exclusive wait abandoned earlier (which let go

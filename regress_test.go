@@ -284,9 +284,24 @@ func TestGateSharedAcrossEntries(t *testing.T) {
 	a, b := mustOpen(t, p, opts...), mustOpen(t, p, opts...)
 	b.Lock()
 	b.Unlock() // removes the file; a and b still refer to its entry
-	a.Lock()   // moves a to a new file, holding the gate with it
-	if a.rm.writer == b.rm.cur {
-		t.Fatal("a holds the removed file")
+	// Another process re-creates the file and holds it, so that a waits
+	// for it with the gate (an uncontended writer takes no gate).
+	holder := startChild(t, p)
+	holder.must(t, "lock")
+	got := make(chan error, 1)
+	go func() { got <- a.LockContext(context.Background()) }()
+	eventually(t, "a waits for the new file with the gate", func() bool {
+		a.rm.mu.Lock()
+		cur := a.rm.cur
+		a.rm.mu.Unlock()
+		cur.mu.Lock()
+		defer cur.mu.Unlock()
+		c := cur.inflight[exclusive]
+		return cur != b.rm.cur && c != nil && c.gateHeld != unlocked
+	})
+	holder.must(t, "unlock")
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -318,17 +333,27 @@ func TestReadOnlyGate(t *testing.T) {
 		t.Fatalf("TryRLock with a read-only gate = %v, %v", ok, err)
 	}
 	m.RUnlock()
-	ok, err := m.TryLock()
-	if ok {
-		m.Unlock()
-	}
-	if backendName == "fcntl" {
-		if ok || !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), g) {
-			t.Fatalf("TryLock with a read-only gate = %v, %v; want a permission error naming the gate", ok, err)
-		}
-	} else if !ok || err != nil {
+	// A writer that finds the lock free needs no gate.
+	if ok, err := m.TryLock(); !ok || err != nil {
 		t.Fatalf("TryLock with a read-only gate = %v, %v", ok, err)
 	}
+	m.Unlock()
+	// One that must wait does: with a read-only gate fcntl cannot take it.
+	c := startChild(t, p)
+	c.must(t, "rlock")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := m.LockContext(ctx)
+	switch {
+	case backendName != "fcntl":
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("LockContext with a read-only gate while another process reads = %v; want a timeout", err)
+		}
+	case !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), g):
+		t.Fatalf("LockContext with a read-only gate while another process reads = %v; want a permission error naming the gate", err)
+	}
+	c.must(t, "runlock")
+	waitIdle(t, m.e)
 }
 
 // A writer wait that its caller abandoned lets go of the gate at once:

@@ -42,6 +42,10 @@ type removal struct {
 	cur    *entry         // the entry this handle opens locks on; the handle's reference
 	writer *entry         // the entry of the write lock held through the handle
 	reads  map[*entry]int // the entries of the read locks held through the handle
+	// removed is whether the handle removed cur's file itself: the next
+	// lock then moves on at once instead of locking a file it knows is
+	// gone.
+	removed bool
 }
 
 // removeFile removes the lock file; a variable so that tests can make it
@@ -57,6 +61,14 @@ func atPath(e *entry, path string, c *config) bool {
 // lock acquires through the file now at path.
 func (r *removal) lock(path string, ctx context.Context, mode lockMode, wait bool) (bool, error) {
 	for {
+		r.mu.Lock()
+		removed, cur := r.removed, r.cur
+		r.mu.Unlock()
+		if removed {
+			if err := r.advance(cur, path); err != nil {
+				return false, err
+			}
+		}
 		e := r.pin()
 		ok, err := e.lock(ctx, mode, wait)
 		if !ok {
@@ -106,7 +118,7 @@ func (r *removal) advance(old *entry, path string) error {
 	if err != nil {
 		return err
 	}
-	r.cur = e
+	r.cur, r.removed = e, false
 	return registry.release(old)
 }
 
@@ -130,6 +142,10 @@ func (r *removal) unlock(mode lockMode, path string) (removeErr, err error) {
 	if mode == exclusive && atPath(e, path, &r.cfg) {
 		if err := removeFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			removeErr = err
+		} else if err == nil {
+			r.mu.Lock()
+			r.removed = r.removed || r.cur == e
+			r.mu.Unlock()
 		}
 	}
 	err = e.unlock(mode)

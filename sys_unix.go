@@ -53,9 +53,8 @@ func checkType(mode uint32) error {
 	return errType
 }
 
-// openFile opens the lock file close-on-exec (os.OpenFile always does),
-// read-write if it may, else read-only: flock(1) locks files and
-// directories it can only read.
+// openFile opens the lock file close-on-exec, read-write if it may, else
+// read-only: flock(1) locks files and directories it can only read.
 func openFile(path string, c *config) (*os.File, fileID, error) {
 	flag := os.O_RDWR
 	if !c.noCreate {
@@ -64,9 +63,9 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	if c.noFollow {
 		flag |= unix.O_NOFOLLOW
 	}
-	f, err := os.OpenFile(path, flag, c.perm)
+	f, err := open(path, flag, c.perm)
 	if err != nil && readOnlyWillDo(err) {
-		f2, err2 := os.OpenFile(path, flag&^(os.O_RDWR|os.O_CREATE), 0)
+		f2, err2 := open(path, flag&^(os.O_RDWR|os.O_CREATE), 0)
 		switch {
 		case err2 == nil:
 			f, err = f2, nil
@@ -87,6 +86,24 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
+// open opens path as os.OpenFile does (close-on-exec, errors as
+// *fs.PathError), but as a blocking descriptor that the runtime's poller
+// never sees: os.OpenFile would make it non-blocking and try to register
+// it, and the first Fd would make it blocking again, five system calls a
+// lock file does not need (RemoveOnUnlock opens one per lock).
+func open(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	for {
+		fd, err := unix.Open(path, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		switch err {
+		case nil:
+			return os.NewFile(uintptr(fd), path), nil
+		case unix.EINTR:
+			continue
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
 }
 
 // readOnlyWillDo reports whether opening for writing failed for a reason
@@ -149,8 +166,15 @@ func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	if err := fstat(f, &own); err != nil {
 		return fail("stat", err)
 	}
+	if testHookSidecarCreated != nil {
+		testHookSidecarCreated(path)
+	}
 	return f, fileID{uint64(own.Dev), uint64(own.Ino)}, nil
 }
+
+// testHookSidecarCreated, if set by a test, runs when createSidecar has
+// created a sidecar, before it returns the descriptor.
+var testHookSidecarCreated func(path string)
 
 func fstat(f *os.File, st *unix.Stat_t) error {
 	for {
