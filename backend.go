@@ -11,20 +11,23 @@ package flock
 //	openFile(path, *config) (*os.File, fileID, error)
 //	createSidecar(path, like *os.File) (*os.File, fileID, error) // create path with like's mode and owner, and open it; nil if it exists
 //	sysFD(*os.File) fd
-//	lockFile(fd, mode, wait) error           // errWouldBlock if !wait and held elsewhere
+//	lockFile(fd, mode, wait) error           // errWouldBlock if held elsewhere; wait is always false (waits go through waitFile)
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
 //	waitFile(fd, mode, abandon) error        // blocking; errAbandoned if abandoned (where it can be)
 //	waitGranted(fd, mode)                    // the lock waitFile got is now the one held
+//	lockOnFile(fd)                           // move the lock held onto the entry's own file, if elsewhere
 //	unlockFile(fd) error
 //	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
+//	syncFile(*os.File) error                 // flush for SyncOnUnlock
 //
-// All but statFile, openFile, createSidecar and waitFile are called with
-// the entry's mutex held.
+// lockFile, separateWait, waitGranted, lockOnFile, unlockFile and closeFD are called
+// with the entry's mutex held; sysFD with the registry's; statFile,
+// openFile, createSidecar, waitFile and syncFile with neither.
 //
-// Where separateWait reports true, the lock a wait is granted must end up on
-// the entry's own file (waitGranted moves it there), so that the *os.File
-// that File returns, and that a child process may inherit, is the one that
-// carries the lock.
+// Where separateWait reports true, the lock a wait is granted is on the
+// wait's own descriptor; lockOnFile, which File calls, moves it onto the
+// entry's own file, so that the *os.File that File returns, and that a
+// child process may inherit, is the one that carries the lock.
 
 import "errors"
 

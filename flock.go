@@ -86,7 +86,9 @@ func NoCreate() Option {
 // is durable before another process can see the lock free. Use it on network
 // file systems or when the content written under the lock must survive a
 // crash. Unlock cannot return an error; the first error from the flush is
-// kept and returned by [RWMutex.Close].
+// kept and returned by [RWMutex.Close]. On Windows a handle that could only
+// be opened for reading is not flushed (FlushFileBuffers needs write
+// access, and nothing can have been written through it).
 func SyncOnUnlock() Option {
 	return func(c *config) { c.syncOnUnlock = true }
 }
@@ -286,20 +288,21 @@ func (m *RWMutex) Path() string { return m.path }
 
 // File returns the open lock file, through which the lock's holder may read
 // and write content. All handles of the process on the same file share this
-// *os.File and its offset: use ReadAt and WriteAt. On flock(2) platforms
-// its descriptor is the one that carries the process's lock however the
-// lock was taken (a lock granted after a wait in the kernel is moved onto
-// it), so a child process that inherits it inherits the lock; that move
-// resets the offset. The caller must not close it (Close the handle
+// *os.File and its offset: use ReadAt and WriteAt. On flock(2) platforms,
+// called while the process holds the lock, File returns the descriptor
+// that carries it however the lock was taken (a lock granted after a wait
+// in the kernel is on a descriptor of its own until File moves it, with
+// dup2, onto this one), so a child process that inherits it inherits the
+// lock; the move resets the offset. The caller must not close it (Close the handle
 // instead). File returns nil after Close.
 func (m *RWMutex) File() *os.File {
 	if m.state.Load()&closedBit != 0 {
 		return nil
 	}
 	if m.rm != nil {
-		return m.rm.file()
+		return m.rm.heldEntry().carryingFile()
 	}
-	return m.e.file
+	return m.e.carryingFile()
 }
 
 // Lock locks m for writing, waiting as long as it takes for every other
@@ -478,7 +481,7 @@ func (m *RWMutex) Unlock() {
 		panic("flock: Unlock of unlocked RWMutex " + m.path)
 	}
 	if m.syncOnUnlock {
-		if err := m.File().Sync(); err != nil {
+		if err := syncFile(m.File()); err != nil {
 			m.keepError("sync", err)
 		}
 	}

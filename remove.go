@@ -152,16 +152,16 @@ func (r *removal) unlock(mode lockMode, path string) (removeErr, err error) {
 	return removeErr, errors.Join(err, registry.release(e))
 }
 
-// file returns the file of a lock held through the handle, or of the
-// current entry if none is.
-func (r *removal) file() *os.File {
+// heldEntry returns the entry of a lock held through the handle, or the current
+// entry if none is.
+func (r *removal) heldEntry() *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.writer != nil {
-		return r.writer.file
+		return r.writer
 	}
 	for e := range r.reads {
-		return e.file
+		return e
 	}
-	return r.cur.file
+	return r.cur
 }

@@ -156,7 +156,8 @@ func (r *registryState) dropLocked(e *entry) (gate *entry, err error) {
 	if e.held != unlocked {
 		// The last RUnlock of a handle that is being closed may not have
 		// settled yet. Unlock explicitly rather than by closing: Windows
-		// releases a closed handle's locks only eventually.
+		// documents that a closed handle's locks are released in a time
+		// that "depends upon available system resources".
 		errs = append(errs, e.osUnlock())
 	}
 	errs = append(errs, closeFD(e.fd), e.file.Close())
@@ -226,6 +227,17 @@ type entry struct {
 	// registry.mu. A gate has no gate of its own and is no lock file's
 	// that has one (see addGate).
 	gateOf int
+}
+
+// carryingFile returns e's file, having moved the process's lock onto its
+// descriptor if a wait got the lock through another (see lockOnFile).
+func (e *entry) carryingFile() *os.File {
+	e.mu.Lock()
+	if e.held != unlocked {
+		lockOnFile(e.fd)
+	}
+	e.mu.Unlock()
+	return e.file
 }
 
 // waiting reports whether an OS wait is in flight. e.mu must be held.

@@ -15,11 +15,14 @@ package flock
 // first time one is needed; they conflict with the entry's own like any two
 // owners, so the process's goroutines can take the lock through it beside a
 // wait nobody wants any more, and that wait is granted only after they let
-// go. Once a wait is granted its descriptor is moved onto the entry's own
-// (dup2): the lock then lives on the descriptor of the *os.File that File
-// returns and that child processes inherit, whichever way it was taken, and
-// the entry's previous open file description, which held no lock (a grant
-// conflicts with any lock beside it), is closed by the move.
+// go. A granted wait's descriptor carries the lock until it is released,
+// and is then ready for the next wait. When File is called while the lock
+// is on such a descriptor, the lock is moved onto the entry's own (dup2):
+// then the *os.File that File returns, and that a child process inherits,
+// carries it; the entry's previous open file description, which held no
+// lock (a grant conflicts with any lock beside it), is closed by the move.
+// Moving only then keeps a contended handoff at the system calls a raw
+// blocking flock(2) makes.
 
 import (
 	"os"
@@ -36,13 +39,13 @@ type flockFD struct {
 	name string // the path main was opened by
 	// wait holds the descriptors for blocking waits, by mode, or -1.
 	wait [exclusive + 1]int
-	// carrier is the descriptor of a granted wait that could not be moved
-	// onto main (dup2 failed), which then carries the lock, or -1.
-	carrier int
+	// carrier is the mode whose wait descriptor carries the lock held, or
+	// unlocked if main does (or nothing is held).
+	carrier lockMode
 }
 
 func sysFD(f *os.File) fd {
-	return &flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}, carrier: -1}
+	return &flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}}
 }
 
 func lockFile(fd fd, mode lockMode, wait bool) error {
@@ -112,15 +115,22 @@ func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {
 	return flock(fd.main, mode, true)
 }
 
-// waitGranted moves the lock a separate wait got onto main. It runs under
-// the entry's mutex, which every other function of the backend but
-// waitFile runs under too.
+// waitGranted records that the wait descriptor of mode, if the wait went
+// through one, carries the lock now. It runs under the entry's mutex.
 func waitGranted(fd fd, mode lockMode) {
-	w := fd.wait[mode]
-	if w < 0 {
-		return // granted on main
+	if fd.wait[mode] >= 0 {
+		fd.carrier = mode
 	}
-	fd.wait[mode] = -1
+}
+
+// lockOnFile moves the lock held onto main if a wait descriptor carries
+// it. It runs under the entry's mutex. If dup2 fails the lock stays where
+// it is, and is released there.
+func lockOnFile(fd fd) {
+	if fd.carrier == unlocked {
+		return
+	}
+	w := fd.wait[fd.carrier]
 	// dup2 leaves the new descriptor inheritable; hold fork-exec off until
 	// it is close-on-exec again, as the syscall package's own code does.
 	syscall.ForkLock.RLock()
@@ -130,17 +140,18 @@ func waitGranted(fd fd, mode lockMode) {
 	}
 	syscall.ForkLock.RUnlock()
 	if err != nil {
-		fd.carrier = w // it keeps the lock until unlockFile
 		return
 	}
 	unix.Close(w) // main refers to its open file description now
+	fd.wait[fd.carrier] = -1
+	fd.carrier = unlocked
 }
 
 func unlockFile(fd fd) error {
 	d := fd.main
-	if fd.carrier >= 0 {
-		d = fd.carrier
-		defer func() { unix.Close(d); fd.carrier = -1 }()
+	if fd.carrier != unlocked {
+		d = fd.wait[fd.carrier]
+		fd.carrier = unlocked
 	}
 	for {
 		if err := unix.Flock(d, unix.LOCK_UN); err != unix.EINTR {
@@ -152,7 +163,7 @@ func unlockFile(fd fd) error {
 // closeFD closes what sysFD's descriptor does not own.
 func closeFD(fd fd) error {
 	var err error
-	for _, w := range append(fd.wait[:], fd.carrier) {
+	for _, w := range fd.wait {
 		if w >= 0 {
 			if cerr := unix.Close(w); err == nil {
 				err = cerr
@@ -160,6 +171,6 @@ func closeFD(fd fd) error {
 		}
 	}
 	fd.wait = [...]int{-1, -1, -1}
-	fd.carrier = -1
+	fd.carrier = unlocked
 	return err
 }

@@ -35,8 +35,13 @@ func separateWait(fd fd, mode lockMode) bool { return false }
 // descriptor unlockFile releases.
 func waitGranted(fd fd, mode lockMode) {}
 
+// lockOnFile has nothing to move: the lock is where unlockFile releases it.
+func lockOnFile(fd fd) {}
+
 func closeFD(fd fd) error { return nil }
 
 func lockFile(fd fd, mode lockMode, wait bool) error               { return errors.ErrUnsupported }
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return errors.ErrUnsupported }
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
+
+func syncFile(f *os.File) error { return f.Sync() }
