@@ -95,7 +95,7 @@ func winOpen(t *testing.T, path string, opts ...Option) *RWMutex {
 // reports whether the lock was granted; if so, release unlocks and closes.
 func winRawLock(t *testing.T, path string, excl bool) (granted bool, release func()) {
 	t.Helper()
-	h, err := windows.CreateFile(windows.StringToUTF16Ptr(path), windows.GENERIC_READ, shareAll, nil, windows.OPEN_EXISTING, 0, 0)
+	h, err := windows.CreateFile(winPtr(path), windows.GENERIC_READ, shareAll, nil, windows.OPEN_EXISTING, 0, 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
@@ -120,6 +120,11 @@ func winRawLock(t *testing.T, path string, excl bool) (granted bool, release fun
 		t.Fatalf("raw LockFileEx on %s: %v", path, err)
 		return false, nil
 	}
+}
+
+// winPtr is path for CreateFile, long paths included.
+func winPtr(path string) *uint16 {
+	return windows.StringToUTF16Ptr(longPath(path, windows.FullPath))
 }
 
 // winRawFree checks that another handle could lock the file exclusively,
@@ -148,7 +153,7 @@ func winRawHeld(t *testing.T, path, when string) {
 // that shares nothing succeeds only then.
 func winNoHandleOpen(t *testing.T, path, when string) {
 	t.Helper()
-	h, err := windows.CreateFile(windows.StringToUTF16Ptr(path), windows.GENERIC_READ|windows.GENERIC_WRITE, 0, nil, windows.OPEN_EXISTING, 0, 0)
+	h, err := windows.CreateFile(winPtr(path), windows.GENERIC_READ|windows.GENERIC_WRITE, 0, nil, windows.OPEN_EXISTING, 0, 0)
 	if err != nil {
 		t.Fatalf("%s: exclusive open of %s: %v (a handle is still open)", when, path, err)
 	}
@@ -164,8 +169,6 @@ func winModeName(mode lockMode) string {
 	}
 	return "un"
 }
-
-var procNtQueryInformationFile = windows.NewLazySystemDLL("ntdll.dll").NewProc("NtQueryInformationFile")
 
 // winSynchronous reports whether h was opened for synchronous I/O (without
 // FILE_FLAG_OVERLAPPED).
@@ -302,8 +305,8 @@ func TestWindowsOpen(t *testing.T) {
 }
 
 // TestWindowsIdentity checks that every spelling of a file's path and every
-// hard link to it reach one registry entry, keyed by volume serial number
-// and file index, and so one in-process gate and one OS lock.
+// hard link to it reach one registry entry, keyed by file identity (see
+// TestWindowsFileIdentity), and so one in-process gate and one OS lock.
 func TestWindowsIdentity(t *testing.T) {
 	dir := winTempDir(t)
 	path := filepath.Join(dir, "lock")

@@ -41,13 +41,18 @@ package flock
 // recognises such an untracked request (see untracked) and falls back to
 // polling there, rather than hanging or, worse, trusting a result that
 // GetOverlappedResult makes up from an untouched OVERLAPPED.
+//
+// File identity, and what Open refuses, are in sys_ident_windows.go; paths
+// (stream paths, long paths, pending deletion) in sys_path_windows.go.
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -60,9 +65,6 @@ type lockHandle struct {
 	file    windows.Handle // the entry's *os.File; owned by it
 	carrier windows.Handle // overlapped handle holding the lock, or 0
 }
-
-// fileID identifies a file as os.SameFile does on Windows.
-type fileID struct{ vol, idxHigh, idxLow uint32 }
 
 // The locked byte: offset 2^63-2, length 1. Far past any real file's end,
 // while the range's end (2^63-1) is still a valid signed 64-bit offset.
@@ -77,90 +79,93 @@ func sysFD(f *os.File) fd { return &lockHandle{file: windows.Handle(f.Fd())} }
 // (CancelIoEx), so waiters of the other mode need not lock beside it.
 func separateWait(h fd, mode lockMode) bool { return false }
 
-// closeFD has nothing to close: the overlapped handle lives only while a
-// wait or the lock it got needs it.
 // waitGranted has nothing to record: the lock waitFile got is on the
 // descriptor unlockFile releases.
 func waitGranted(h fd, mode lockMode) {}
 
+// lockOnFile has nothing to move: the lock is where unlockFile releases it (a lock taken by a blocking wait stays on its overlapped handle, which File does not return).
+func lockOnFile(h fd) {}
+
+// closeFD has nothing to close: the overlapped handle lives only while a
+// wait or the lock it got needs it.
+func closeFD(h fd) error { return nil }
+
 // createSidecar creates the file at path, unless something is there
 // already. Its access control comes from the directory, as the lock
 // file's does unless someone changed it; only the read-only attribute is
-// copied from like.
-func createSidecar(path string, like *os.File) error {
+// copied from like. It returns no file: the caller opens the sidecar as
+// any lock file (closing a handle here releases no other handle's lock).
+func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	perm := fs.FileMode(0o666)
 	if st, err := like.Stat(); err == nil && st.Mode().Perm()&0o200 == 0 {
 		perm = 0o444
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
-		return nil
+		return nil, fileID{}, nil
 	}
 	if err != nil {
-		return err
+		return nil, fileID{}, err
 	}
-	return f.Close()
+	return nil, fileID{}, f.Close()
 }
-
-func closeFD(h fd) error { return nil }
 
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
-var (
-	errSymlink = errors.New("final path element is a symbolic link (refused with NoFollow or RemoveOnUnlock)")
-	errDir     = errors.New("is a directory: directories cannot be locked on Windows")
-	errType    = errors.New("not a regular file: devices, pipes and consoles cannot be locked")
-)
+// checkPath refuses what no handle could lock by its name alone.
+func checkPath(path string) error {
+	if namesStream(path) {
+		return errStream
+	}
+	return nil
+}
 
 func statFile(path string, noFollow bool) (fileID, error) {
-	p, err := windows.UTF16PtrFromString(path)
-	if err != nil {
+	if err := checkPath(path); err != nil {
 		return fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	attrs := uint32(windows.FILE_FLAG_BACKUP_SEMANTICS)
 	if noFollow {
 		attrs |= windows.FILE_FLAG_OPEN_REPARSE_POINT
 	}
-	h, err := windows.CreateFile(p, 0, shareAll, nil, windows.OPEN_EXISTING, attrs, 0)
+	// FILE_READ_ATTRIBUTES, which no sharing mode denies, so that the
+	// identity queries answer as they do on openFile's handle: a key that
+	// differed between the two would never match.
+	h, err := createFile(path, windows.FILE_READ_ATTRIBUTES, shareAll, windows.OPEN_EXISTING, attrs)
 	if err != nil {
 		return fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer windows.CloseHandle(h)
-	id, err := identify(h, noFollow)
+	id, _, err := identify(h, noFollow)
 	if err != nil {
 		return fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return id, nil
 }
 
-func identify(h windows.Handle, noFollow bool) (fileID, error) {
-	// Checked first: devices such as NUL fail the query below with errors
-	// that would not say what is wrong.
-	if t, err := windows.GetFileType(h); err != nil {
-		return fileID{}, err
-	} else if t != windows.FILE_TYPE_DISK {
-		return fileID{}, errType
-	}
-	var info windows.ByHandleFileInformation
-	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
-		return fileID{}, err
-	}
-	switch {
-	case noFollow && info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0:
-		return fileID{}, errSymlink
-	case info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
-		return fileID{}, errDir
-	}
-	return fileID{info.VolumeSerialNumber, info.FileIndexHigh, info.FileIndexLow}, nil
+// readOnlyRetry reports whether an open for reading and writing that failed
+// with err may succeed for reading only, which is all LockFileEx needs: the
+// file or the caller's rights forbid writing (ERROR_ACCESS_DENIED), or
+// another program has it open without sharing write access
+// (ERROR_SHARING_VIOLATION). A file pending deletion refuses every open.
+func readOnlyRetry(err error) bool {
+	return err == windows.ERROR_ACCESS_DENIED || err == windows.ERROR_SHARING_VIOLATION
 }
 
 // openFile opens the synchronous handle that File returns. CreateFile's
 // handles are not inheritable, which is Windows' close-on-exec.
 func openFile(path string, c *config) (*os.File, fileID, error) {
-	p, err := windows.UTF16PtrFromString(path)
+	if err := checkPath(path); err != nil {
+		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	h, id, err := openHandle(path, c)
 	if err != nil {
 		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	return os.NewFile(uintptr(h), path), id, nil
+}
+
+func openHandle(path string, c *config) (windows.Handle, fileID, error) {
 	create := uint32(windows.OPEN_ALWAYS)
 	if c.noCreate {
 		create = windows.OPEN_EXISTING
@@ -169,26 +174,50 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	if c.perm&0o200 == 0 {
 		attrs = windows.FILE_ATTRIBUTE_READONLY
 	}
+	link := uint32(0)
 	if c.noFollow {
-		attrs |= windows.FILE_FLAG_OPEN_REPARSE_POINT
+		link = windows.FILE_FLAG_OPEN_REPARSE_POINT
 	}
-	h, err := windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE, shareAll, nil, create, attrs, 0)
-	if err == windows.ERROR_ACCESS_DENIED {
-		// A read-only file can still be locked through a read handle.
-		h2, err2 := windows.CreateFile(p, windows.GENERIC_READ, shareAll, nil, windows.OPEN_EXISTING, attrs, 0)
-		if err2 == nil {
-			h, err = h2, nil
+	access := uint32(windows.GENERIC_READ | windows.GENERIC_WRITE)
+	h, err := createFile(path, access, shareAll, create, attrs|link)
+	if readOnlyRetry(err) {
+		// If reading is refused too, the first error says why.
+		if h2, err2 := createFile(path, windows.GENERIC_READ, shareAll, windows.OPEN_EXISTING, attrs|link); err2 == nil {
+			h, err, access = h2, nil, windows.GENERIC_READ
 		}
 	}
 	if err != nil {
-		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
+		return 0, fileID{}, err
 	}
-	id, err := identify(h, c.noFollow)
+	id, reparse, err := identify(h, c.noFollow)
+	if err == nil && reparse {
+		// Not a link, but opened as the reparse point itself, whose content
+		// may not be the file's (WOF, deduplication, cloud files): open the
+		// file, and make sure it is still the one just looked at.
+		h2, err2 := createFile(path, access, shareAll, windows.OPEN_EXISTING, attrs)
+		windows.CloseHandle(h)
+		if err2 != nil {
+			return 0, fileID{}, err2
+		}
+		h = h2
+		var id2 fileID
+		id2, _, err = identify(h, false)
+		switch {
+		case err != nil:
+		case id.uniq != 0:
+			id = id2 // no identity to compare: a fresh one either way
+		case id2 != id:
+			err = errors.New("the file at the path changed while it was opened")
+		}
+	}
+	if err == nil && c.removeOnUnlock && id.uniq != 0 {
+		err = errNoIdentity
+	}
 	if err != nil {
 		windows.CloseHandle(h)
-		return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
+		return 0, fileID{}, err
 	}
-	return os.NewFile(uintptr(h), path), id, nil
+	return h, id, nil
 }
 
 func lockFlags(mode lockMode) uint32 {
@@ -198,12 +227,18 @@ func lockFlags(mode lockMode) uint32 {
 	return 0
 }
 
+// errBlockingLockFile is lockFile's answer to wait: the core makes every
+// blocking wait through waitFile, which can be abandoned.
+var errBlockingLockFile = errors.New("flock: internal error: blocking lockFile on Windows (waits go through waitFile)")
+
+// lockFile makes a non-blocking attempt on the entry's own handle.
 func lockFile(h fd, mode lockMode, wait bool) error {
 	if wait {
-		return waitFile(h, mode, nil)
+		return errBlockingLockFile
 	}
 	// On a synchronous handle the request never pends (ERROR_IO_PENDING is
-	// an overlapped handle's answer): it is granted or refused now.
+	// an overlapped handle's answer): it is granted or refused within the
+	// call, so ol is not used after it returns.
 	ol := windows.Overlapped{Offset: lockOffsetLow, OffsetHigh: lockOffsetHigh}
 	err := windows.LockFileEx(h.file, lockFlags(mode)|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
 	switch err {
@@ -247,15 +282,26 @@ func reopenOverlapped(h windows.Handle) (windows.Handle, error) {
 	return windows.Handle(r), nil
 }
 
+// reopen is reopenOverlapped; a variable so that tests can make it fail.
+var reopen = reopenOverlapped
+
 // waitFile waits in the kernel for the lock in mode, on a new overlapped
 // handle that keeps the lock if it is granted. If abandon is closed first,
 // the request is cancelled; a lock the kernel granted before the
 // cancellation took effect is kept and reported (nil), since the caller
 // releases what it no longer needs.
+//
+// Where the file cannot be reopened, the wait polls the entry's own handle
+// instead (pollLock). ReOpenFile fails for a file pending deletion
+// (ERROR_ACCESS_DENIED: it was removed while open, on a file system that
+// does not delete with POSIX semantics), where another program opened the
+// file without sharing read access, and on redirectors that cannot reopen;
+// none of those stops the entry's own handle from locking, and any fault of
+// that handle is reported by the first attempt.
 func waitFile(h fd, mode lockMode, abandon <-chan struct{}) error {
-	carrier, err := reopenOverlapped(h.file)
+	carrier, err := reopen(h.file)
 	if err != nil {
-		return fmt.Errorf("reopen for an overlapped lock wait: %w", err)
+		return pollLock(h, mode, abandon)
 	}
 	ev, err := windows.CreateEvent(nil, 1, 0, nil)
 	if err != nil {
@@ -294,18 +340,9 @@ func lockOverlapped(carrier, ev windows.Handle, mode lockMode, abandon <-chan st
 		if err := windows.ResetEvent(ev); err != nil {
 			return fmt.Errorf("reset the lock wait's event: %w", err)
 		}
-		// On the heap, and referenced until the request completes: the
-		// kernel writes the result into it then.
-		ol := &windows.Overlapped{Internal: untracked, Offset: lockOffsetLow, OffsetHigh: lockOffsetHigh, HEvent: ev}
-		err := windows.LockFileEx(carrier, lockFlags(mode), 0, 1, 0, ol)
-		if err == windows.ERROR_IO_PENDING {
-			if atomic.LoadUintptr(&ol.Internal) == untracked {
-				return errUntracked
-			}
-			err = awaitLock(carrier, ol, abandon)
-		}
+		err := lockRequest(carrier, ev, mode, abandon)
 		if err != windows.ERROR_OPERATION_ABORTED {
-			return lockError(err)
+			return err
 		}
 		select {
 		case <-abandon:
@@ -316,6 +353,30 @@ func lockOverlapped(carrier, ev windows.Handle, mode lockMode, abandon <-chan st
 			// request belongs to the Go scheduler. Ask again.
 		}
 	}
+}
+
+// lockRequest makes one overlapped lock request and returns its result.
+// The kernel writes the result into the OVERLAPPED when the request
+// completes, long after LockFileEx returned, so it is pinned (the garbage
+// collector must neither move nor free it) until then.
+func lockRequest(carrier, ev windows.Handle, mode lockMode, abandon <-chan struct{}) error {
+	ol := &windows.Overlapped{Internal: untracked, Offset: lockOffsetLow, OffsetHigh: lockOffsetHigh, HEvent: ev}
+	var pin runtime.Pinner
+	pin.Pin(ol)
+	defer pin.Unpin()
+	err := windows.LockFileEx(carrier, lockFlags(mode), 0, 1, 0, ol)
+	if err == windows.ERROR_IO_PENDING {
+		if atomic.LoadUintptr(&ol.Internal) == untracked {
+			// Never to be completed (Wine): nothing writes ol, and
+			// closing carrier ends the request if it was queued after all.
+			return errUntracked
+		}
+		err = awaitLock(carrier, ol, abandon)
+	}
+	if err == windows.ERROR_OPERATION_ABORTED {
+		return err
+	}
+	return lockError(err)
 }
 
 // awaitLock waits for the pending lock request ol to complete or abandon to
@@ -341,12 +402,13 @@ func awaitLock(carrier windows.Handle, ol *windows.Overlapped, abandon <-chan st
 	return <-done
 }
 
-// pollLock takes the lock by retrying non-blocking attempts, with capped,
-// jittered backoff, where overlapped lock requests never complete (Wine).
-// Polling is the last resort the design allows where the system offers no
-// wait that can be abandoned; it keeps such systems correct rather than
-// hung. Nothing was queued by the untracked request that could grant the
-// lock behind our back, and its handle is closed.
+// pollLock takes the lock on the entry's own handle by retrying
+// non-blocking attempts, with capped, jittered backoff, where no
+// abandonable wait can be made: overlapped lock requests never complete
+// (Wine), or the file cannot be reopened for one. Polling is the last
+// resort the design allows there; it keeps such cases correct rather than
+// hung or failed. Nothing queued in the kernel can grant the lock behind
+// our back: an untracked request's handle is closed.
 func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
 	delay := backoffFirst
 	for {
@@ -363,22 +425,80 @@ func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
 	}
 }
 
-// unlockFile releases the lock explicitly rather than by closing: Windows
-// frees a closed handle's locks only eventually.
+// unlockFile releases the lock. It unlocks explicitly rather than by
+// closing: a lock on the entry's own handle must go while the handle stays
+// open, and Microsoft's documentation leaves the time at which a closed
+// handle's locks are released to "available system resources", so a
+// release that others must see is not left to the close.
+//
+// A lock on the overlapped handle goes with the handle in any case, so
+// there an UnlockFileEx failure (which an SMB session lost meanwhile can
+// cause) is no failure once CloseHandle succeeded: see unlockResult.
 func unlockFile(h fd) error {
 	if h.carrier == 0 {
-		return unlockRange(h.file)
+		return unlockResult(unlockRange(h.file), nil, false)
 	}
 	c := h.carrier
 	h.carrier = 0
 	err := unlockRange(c)
-	if cerr := windows.CloseHandle(c); err == nil && cerr != nil {
-		err = fmt.Errorf("close the lock's overlapped handle: %w", cerr)
+	return unlockResult(err, windows.CloseHandle(c), true)
+}
+
+// unlockResult decides what an unlock's failures mean; a non-nil result
+// makes Unlock panic, so it is kept for faults. On the overlapped handle
+// (carrier), closing it releases its locks: the unlock failed only if the
+// close failed too (the handle was not ours any more). On the entry's own
+// handle, ERROR_NOT_LOCKED says there is no lock to release, which is what
+// the caller wants (the lock went with a lost network session); any other
+// failure is reported, since the handle stays open and, for all we know,
+// keeps the lock (a reconnected SMB handle may).
+func unlockResult(unlockErr, closeErr error, carrier bool) error {
+	switch {
+	case carrier && closeErr != nil:
+		return fmt.Errorf("close the lock's overlapped handle: %w", errors.Join(closeErr, unlockErr))
+	case carrier, unlockErr == nil, unlockErr == windows.ERROR_NOT_LOCKED:
+		return nil
 	}
-	return err
+	return unlockErr
 }
 
 func unlockRange(h windows.Handle) error {
 	ol := windows.Overlapped{Offset: lockOffsetLow, OffsetHigh: lockOffsetHigh}
 	return windows.UnlockFileEx(h, 0, 1, 0, &ol)
+}
+
+var procNtQueryInformationFile = windows.NewLazySystemDLL("ntdll.dll").NewProc("NtQueryInformationFile")
+
+// syncFile flushes f for SyncOnUnlock, or does nothing where f was opened
+// for reading only: FlushFileBuffers needs write access and fails with
+// ERROR_ACCESS_DENIED on such a handle (fsync on a read-only descriptor
+// works on Unix), and nothing can have been written through it.
+func syncFile(f *os.File) error {
+	access, err := grantedAccess(windows.Handle(f.Fd()))
+	if !syncNeeded(access, err) {
+		return nil
+	}
+	return f.Sync()
+}
+
+// syncNeeded decides whether a handle with the granted access needs a
+// flush; where the access could not be queried, the flush decides.
+func syncNeeded(access uint32, queryErr error) bool {
+	return queryErr != nil || access&(windows.FILE_WRITE_DATA|windows.FILE_APPEND_DATA) != 0
+}
+
+// grantedAccess returns the access h was opened with
+// (FILE_ACCESS_INFORMATION).
+func grantedAccess(h windows.Handle) (uint32, error) {
+	const fileAccessInformation = 8
+	if err := procNtQueryInformationFile.Find(); err != nil {
+		return 0, err
+	}
+	var iosb windows.IO_STATUS_BLOCK
+	var access uint32
+	r, _, _ := procNtQueryInformationFile.Call(uintptr(h), uintptr(unsafe.Pointer(&iosb)), uintptr(unsafe.Pointer(&access)), unsafe.Sizeof(access), fileAccessInformation)
+	if r != 0 {
+		return 0, windows.NTStatus(r)
+	}
+	return access, nil
 }

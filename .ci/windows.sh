@@ -7,8 +7,9 @@
 # installs Wine and the MinGW-w64 compiler with apt-get when they are
 # missing (as root, no prompts), creates the Wine prefix without a display,
 # and adds the bcryptprimitives.dll stand-in (internal/winestub) that Go
-# binaries need on Wine 8. Tests that need real Windows skip under Wine and
-# say why in the output.
+# binaries need on Wine 8. It also builds the gofrs/flock driver of the
+# interop test from the bench module (bench/cmd/gofrsdriver). Tests that
+# need real Windows skip under Wine and say why in the output.
 #
 # FLOCK_WINDOWS_RACE=1 also runs the tests built with the race detector
 # (cgo through MinGW; about a minute more on two cores).
@@ -88,6 +89,14 @@ run_tests() {
 step "go vet (windows/amd64, windows/arm64)"
 GOOS=windows GOARCH=amd64 go vet .
 GOOS=windows GOARCH=arm64 go vet .
+
+step "gofrs/flock driver for the interop test (bench/cmd/gofrsdriver)"
+# Built from the bench module, which requires github.com/gofrs/flock (and a
+# newer Go than the package); TestWindowsGofrsInterop runs it under wine.
+(cd bench && GOOS=windows GOARCH=amd64 go build -o "$tmp/gofrsdriver.exe" ./cmd/gofrsdriver)
+FLOCK_GOFRS_DRIVER=$(winepath -w "$tmp/gofrsdriver.exe" 2>/dev/null)
+export FLOCK_GOFRS_DRIVER
+echo "FLOCK_GOFRS_DRIVER=$FLOCK_GOFRS_DRIVER"
 
 step "tests (windows/amd64 under wine)"
 GOOS=windows GOARCH=amd64 go test -c -o "$tmp/flock.test.exe" .
