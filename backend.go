@@ -19,10 +19,12 @@ package flock
 //	unlockFile(fd) error
 //	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
 //	syncFile(*os.File) error                 // flush for SyncOnUnlock
+//	removeLockFile(path) error               // remove the lock file, for RemoveOnUnlock
 //
 // lockFile, separateWait, waitGranted, lockOnFile, unlockFile and closeFD are called
 // with the entry's mutex held; sysFD with the registry's; statFile,
-// openFile, createSidecar, waitFile and syncFile with neither.
+// openFile, createSidecar, waitFile, syncFile and removeLockFile with
+// neither.
 //
 // Where separateWait reports true, the lock a wait is granted is on the
 // wait's own descriptor; lockOnFile, which File calls, moves it onto the

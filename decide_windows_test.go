@@ -35,11 +35,12 @@ func TestWindowsChooseID(t *testing.T) {
 		{"SMB refuses FileIdInfo", fileIDInfo{}, windows.ERROR_INVALID_PARAMETER, ntfs, want64, true},
 		{"old system refuses FileIdInfo", fileIDInfo{}, windows.ERROR_NOT_SUPPORTED, ntfs, want64, true},
 		{"no 128-bit IDs: zero FileId", fileIDInfo{0x1234abcd, id128()}, nil, ntfs, want64, true},
-		{"all-ones FileId", fileIDInfo{0x1234abcd, ones}, nil, ntfs, want64, true},
+		{"all-ones FileId (no unique ID for this file)", fileIDInfo{0x1234abcd, ones}, nil, ntfs, fileID{}, false},
 		{"WinFsp: zero everywhere", fileIDInfo{}, nil, windows.ByHandleFileInformation{}, fileID{}, false},
 		{"zero index, serial set", fileIDInfo{}, windows.ERROR_INVALID_PARAMETER, windows.ByHandleFileInformation{VolumeSerialNumber: 5}, fileID{}, false},
 		{"all-ones index", fileIDInfo{}, windows.ERROR_INVALID_PARAMETER, windows.ByHandleFileInformation{VolumeSerialNumber: 5, FileIndexHigh: ^uint32(0), FileIndexLow: ^uint32(0)}, fileID{}, false},
-		{"zero serial, real index", fileIDInfo{}, windows.ERROR_INVALID_PARAMETER, windows.ByHandleFileInformation{FileIndexLow: 3}, fileID{id: id128(3)}, true},
+		{"zero serial, real index", fileIDInfo{}, windows.ERROR_INVALID_PARAMETER, windows.ByHandleFileInformation{FileIndexLow: 3}, fileID{}, false},
+		{"zero serial, FileIdInfo", fileIDInfo{0, id128(3)}, nil, ntfs, fileID{}, false},
 	} {
 		got, ok := chooseID(&c.ex, c.exErr, &c.info)
 		if ok != c.ok || ok && got != c.want {

@@ -30,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"sync"
 )
 
@@ -48,9 +47,9 @@ type removal struct {
 	removed bool
 }
 
-// removeFile removes the lock file; a variable so that tests can make it
-// fail.
-var removeFile = os.Remove
+// removeFile removes the lock file (removeLockFile of the backend); a
+// variable so that tests can make it fail.
+var removeFile = removeLockFile
 
 // atPath reports whether e's file is still the one at path.
 func atPath(e *entry, path string, c *config) bool {

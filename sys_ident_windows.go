@@ -73,13 +73,19 @@ func hasIdentity(id []byte) bool {
 // files, so every handle of one file gets the same key.
 func chooseID(ex *fileIDInfo, exErr error, info *windows.ByHandleFileInformation) (fileID, bool) {
 	if exErr == nil && hasIdentity(ex.FileID[:]) {
-		return fileID{vol: ex.VolumeSerialNumber, id: ex.FileID}, true
+		return fileID{vol: ex.VolumeSerialNumber, id: ex.FileID}, ex.VolumeSerialNumber != 0
+	}
+	if exErr == nil && allOnes(ex.FileID[:]) {
+		// MS-FSCC 2.1.10: the file system has 128-bit IDs but could not
+		// establish a unique one for this file; its 64-bit index is no
+		// better (ReFS).
+		return fileID{}, false
 	}
 	var id fileID
 	id.vol = uint64(info.VolumeSerialNumber)
 	binary.LittleEndian.PutUint32(id.id[0:4], info.FileIndexLow)
 	binary.LittleEndian.PutUint32(id.id[4:8], info.FileIndexHigh)
-	if !hasIdentity(id.id[:8]) {
+	if !hasIdentity(id.id[:8]) || id.vol == 0 {
 		return fileID{}, false
 	}
 	return id, true
@@ -171,4 +177,13 @@ var queryFileID = func(h windows.Handle, info *windows.ByHandleFileInformation) 
 	var ex fileIDInfo
 	err := windows.GetFileInformationByHandleEx(h, windows.FileIdInfo, (*byte)(unsafe.Pointer(&ex)), uint32(unsafe.Sizeof(ex)))
 	return ex, err
+}
+
+func allOnes(b []byte) bool {
+	for _, c := range b {
+		if c != 0xFF {
+			return false
+		}
+	}
+	return true
 }

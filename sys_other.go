@@ -45,3 +45,6 @@ func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return erro
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
 
 func syncFile(f *os.File) error { return f.Sync() }
+
+// removeLockFile removes the file at path, for RemoveOnUnlock.
+func removeLockFile(path string) error { return os.Remove(path) }

@@ -187,3 +187,6 @@ func fstat(f *os.File, st *unix.Stat_t) error {
 // syncFile flushes f for SyncOnUnlock; fsync works on a descriptor open
 // for reading only too.
 func syncFile(f *os.File) error { return f.Sync() }
+
+// removeLockFile removes the file at path, for RemoveOnUnlock.
+func removeLockFile(path string) error { return os.Remove(path) }

@@ -502,3 +502,6 @@ func grantedAccess(h windows.Handle) (uint32, error) {
 	}
 	return access, nil
 }
+
+// removeLockFile removes the file at path, for RemoveOnUnlock.
+func removeLockFile(path string) error { return os.Remove(path) }
