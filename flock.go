@@ -322,8 +322,8 @@ func (m *RWMutex) Lock() {
 // this process, waits for it. It panics in the cases Lock does.
 func (m *RWMutex) RLock() {
 	// rlock's join, by hand: kept small enough for the compiler to inline.
-	if n := m.state.Add(readUnit); n&admittedBit == 0 || m.e.readers.Load() <= 0 {
-		if _, err := m.rlockSlow(n, nil, true); err != nil {
+	if m.state.Add(readUnit)&admittedBit == 0 || m.e.readers.Load() <= 0 {
+		if _, err := m.rlockSlow(nil, true); err != nil {
 			panic(err)
 		}
 	}
@@ -372,6 +372,17 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 	if mode == shared {
 		return m.rlock(ctx, wait)
 	}
+	ok, err := m.acquire(ctx, exclusive, wait)
+	if ok {
+		m.writer.Store(true) // busyUnit stays until Unlock
+	}
+	return ok, err
+}
+
+// acquire takes a lock in mode from the entry (or, with RemoveOnUnlock,
+// the file now at the path), counting the goroutine as busy meanwhile: on
+// success the busyUnit stays for the caller to settle, on failure it goes.
+func (m *RWMutex) acquire(ctx context.Context, mode lockMode, wait bool) (bool, error) {
 	if m.state.Add(busyUnit)&closedBit != 0 {
 		m.state.Add(-busyUnit)
 		return false, m.pathError("lock", os.ErrClosed)
@@ -388,10 +399,8 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 		if err != nil {
 			err = m.pathError("lock", err)
 		}
-		return false, err
 	}
-	m.writer.Store(true) // busyUnit stays until Unlock
-	return true, nil
+	return ok, err
 }
 
 // rlock takes a read lock: by joining the read admission the handle's
@@ -404,36 +413,20 @@ func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 		// Acquire nothing, even what is free (the slow path says why).
 		return false, m.pathError("lock", ctx.Err())
 	}
-	n := m.state.Add(readUnit)
-	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
+	if m.state.Add(readUnit)&admittedBit != 0 && m.e.readers.Load() > 0 {
 		return true, nil
 	}
-	return m.rlockSlow(n, ctx, wait)
+	return m.rlockSlow(ctx, wait)
 }
 
 // rlockSlow gets a read admission from the entry for a reader whose
-// addition to the handle's count (n is the state after it) did not join
-// one. The addition is undone first: a reader that waits must not count,
+// addition to the handle's count did not join one. The addition is undone
+// first: a reader that waits must not count,
 // or it would keep the handle's admission from going back while the
 // entry's writers, which it queues behind, wait for it to go.
-func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, error) {
+func (m *RWMutex) rlockSlow(ctx context.Context, wait bool) (bool, error) {
 	m.unjoin()
-	if m.state.Add(busyUnit)&closedBit != 0 {
-		m.state.Add(-busyUnit)
-		return false, m.pathError("lock", os.ErrClosed)
-	}
-	var ok bool
-	var err error
-	if m.rm != nil {
-		ok, err = m.rm.lock(m.path, ctx, shared, wait)
-	} else {
-		ok, err = m.e.lock(ctx, shared, wait)
-	}
-	if !ok {
-		m.state.Add(-busyUnit)
-		if err != nil {
-			err = m.pathError("lock", err)
-		}
+	if ok, err := m.acquire(ctx, shared, wait); !ok {
 		return false, err
 	}
 	if m.rm != nil {

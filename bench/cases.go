@@ -65,6 +65,20 @@ func openRaw(b *testing.B, path string) (*os.File, int) {
 	return f, int(f.Fd())
 }
 
+// lockUnlockOurs is Lock+Unlock in a loop on a handle opened once with opts.
+func lockUnlockOurs(path string, opts ...flock.Option) func(b *testing.B) {
+	return func(b *testing.B) {
+		m := openOurs(b, path, opts...)
+		defer stopThen(b, func() { m.Close() })
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			m.Lock()
+			m.Unlock()
+		}
+	}
+}
+
 // uncontendedGroups: one goroutine, nobody else near the file. Every
 // library gets its natural use: ours and gofrs a handle opened once, raw
 // flock(2) a descriptor opened once.
@@ -72,36 +86,9 @@ func uncontendedGroups(dir string) []benchGroup {
 	p := func(group, name string) string { return filepath.Join(dir, "s1-"+group+"-"+name+".lock") }
 	return []benchGroup{
 		{"LockUnlock", "Lock+Unlock", []benchCase{
-			{"ours", func(b *testing.B) {
-				m := openOurs(b, p("lock", "ours"))
-				defer stopThen(b, func() { m.Close() })
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					m.Lock()
-					m.Unlock()
-				}
-			}},
-			{"ours-prio", func(b *testing.B) {
-				m := openOurs(b, p("lock", "ours-prio"), flock.WriterPriority())
-				defer stopThen(b, func() { m.Close() })
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					m.Lock()
-					m.Unlock()
-				}
-			}},
-			{"ours-remove", func(b *testing.B) {
-				m := openOurs(b, p("lock", "ours-remove"), flock.RemoveOnUnlock())
-				defer stopThen(b, func() { m.Close() })
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					m.Lock()
-					m.Unlock()
-				}
-			}},
+			{"ours", lockUnlockOurs(p("lock", "ours"))},
+			{"ours-prio", lockUnlockOurs(p("lock", "ours-prio"), flock.WriterPriority())},
+			{"ours-remove", lockUnlockOurs(p("lock", "ours-remove"), flock.RemoveOnUnlock())},
 			{"ours-ctx", func(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
