@@ -188,8 +188,14 @@ func TestWindowsUnlockResult(t *testing.T) {
 		{"own handle: closed behind our back", windows.ERROR_INVALID_HANDLE, nil, false, true},
 		{"carrier: unlocked and closed", nil, nil, true, false},
 		{"carrier: session lost, closed", lost, nil, true, false},
+		{"carrier: unexpected network error, closed", windows.ERROR_UNEXP_NET_ERR, nil, true, false},
+		{"carrier: session cancelled, closed", windows.ERROR_VC_DISCONNECTED, nil, true, false},
+		{"carrier: network resource gone, closed", windows.ERROR_DEV_NOT_EXIST, nil, true, false},
 		{"carrier: nothing was locked, closed", windows.ERROR_NOT_LOCKED, nil, true, false},
+		{"carrier: lock elsewhere (Wine's answer for no lock), closed", windows.ERROR_LOCK_VIOLATION, nil, true, true},
+		{"carrier: not our handle, closed", windows.ERROR_INVALID_HANDLE, nil, true, true},
 		{"carrier: close failed", windows.ERROR_INVALID_HANDLE, windows.ERROR_INVALID_HANDLE, true, true},
+		{"carrier: unlocked, close failed", nil, windows.ERROR_INVALID_HANDLE, true, true},
 	} {
 		err := unlockResult(c.unlockErr, c.closeErr, c.carrier)
 		if (err != nil) != c.wantErr {
@@ -211,6 +217,56 @@ func TestWindowsSyncNeeded(t *testing.T) {
 	} {
 		if got := syncNeeded(c.access, c.err); got != c.want {
 			t.Errorf("syncNeeded(%#x, %v) = %v, want %v", c.access, c.err, got, c.want)
+		}
+	}
+}
+
+func TestWindowsRemoveRefusal(t *testing.T) {
+	// NTFS-like: case and Unicode names, ACLs, compression, quotas...,
+	// and FILE_SUPPORTS_POSIX_UNLINK_RENAME.
+	const ntfs = 0x000000ff | fileSupportsPosixUnlinkRename
+	for _, c := range []struct {
+		name     string
+		flags    uint32
+		queryErr error
+		refused  bool
+	}{
+		{"NTFS, POSIX deletion", ntfs, nil, false},
+		{"just the flag", fileSupportsPosixUnlinkRename, nil, false},
+		{"NTFS before POSIX deletion", ntfs &^ fileSupportsPosixUnlinkRename, nil, true},
+		{"FAT-like: case-preserved Unicode names only", 0x00000006, nil, true},
+		{"Wine 8 (measured)", 0xa, nil, true},
+		{"no flags at all", 0, nil, true},
+		{"query refused", 0, windows.ERROR_INVALID_FUNCTION, false},
+	} {
+		err := removeRefusal(c.flags, c.queryErr)
+		if (err != nil) != c.refused {
+			t.Errorf("%s: removeRefusal(%#x, %v) = %v, want refused %v", c.name, c.flags, c.queryErr, err, c.refused)
+		}
+		if err != nil && (!errors.Is(err, errors.ErrUnsupported) || err != errNoPosixDelete) {
+			t.Errorf("%s: refusal %v is not errNoPosixDelete matching errors.ErrUnsupported", c.name, err)
+		}
+	}
+	// Identity is checked first: without it nothing else matters.
+	if err := removeSupported(0, fileID{uniq: 1}); err != errNoIdentity {
+		t.Errorf("removeSupported without identity: %v, want errNoIdentity", err)
+	}
+}
+
+func TestWindowsDeleteFallback(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{windows.ERROR_INVALID_PARAMETER, true}, // class or flag unknown (older Windows, Wine)
+		{windows.ERROR_NOT_SUPPORTED, true},     // the file system does not do it (FAT)
+		{windows.ERROR_INVALID_FUNCTION, true},  // redirectors
+		{windows.ERROR_ACCESS_DENIED, false},    // read-only, or no right to delete
+		{windows.ERROR_SHARING_VIOLATION, false},
+		{windows.ERROR_DIR_NOT_EMPTY, false},
+	} {
+		if got := deleteFallback(c.err); got != c.want {
+			t.Errorf("deleteFallback(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -144,10 +144,10 @@ func WriterPriority() Option {
 // same, and the file, still at the path, stays the one every handle of the
 // process on the path locks.
 //
-// On Windows a file that is still open elsewhere may keep its name until
-// the last handle on it closes (unless the file system deletes with POSIX
-// semantics), and opening the path fails meanwhile; use the option there
-// only where that is acceptable.
+// On Windows the file is removed with POSIX semantics, and Open refuses
+// the option (with an error matching errors.ErrUnsupported) on volumes that
+// cannot delete that way, where a removed file would keep its name while
+// any handle has it open and could not be created again.
 func RemoveOnUnlock() Option {
 	return func(c *config) { c.removeOnUnlock = true }
 }

@@ -6,7 +6,9 @@ package flock
 // from offset 0). The gofrs/flock side is a driver built from the bench
 // module (bench/cmd/gofrsdriver), which .ci/windows.sh builds and names in
 // FLOCK_GOFRS_DRIVER; the whole-file side is LockFileEx on a handle of the
-// test's own.
+// test's own. Pairs of one library are measured too: this package against
+// a child process of the test, gofrs/flock against a second driver, and
+// whole-file against another handle.
 
 import (
 	"bufio"
@@ -95,6 +97,11 @@ func TestWindowsGofrsInterop(t *testing.T) {
 	path := filepath.Join(winTempDir(t), "lock")
 	m := winOpen(t, path)
 	g := startGofrs(t, exe, path)
+	// The second of each library, for the pairs of one library: another
+	// process each (this package's handles in one process share one
+	// entry and so one OS lock).
+	c := startChild(t, path)
+	g2 := startGofrs(t, exe, path)
 
 	type side struct {
 		name string
@@ -114,21 +121,32 @@ func TestWindowsGofrsInterop(t *testing.T) {
 		}
 		return unlock
 	}}
-	gofrs := side{"gofrs/flock", func(excl bool) func() {
-		cmd := "tryrlock"
-		if excl {
-			cmd = "trylock"
-		}
-		switch got := g.do(cmd); got {
-		case "ok":
-			return func() { g.must(t, "unlock") }
-		case "held":
-			return nil
-		default:
-			t.Fatalf("gofrs driver %s: %s", cmd, got)
-			return nil
-		}
-	}}
+	// remote is a side in another process that answers the locker
+	// protocol (a child of this test, or the gofrs/flock driver); unlock
+	// and runlock name its release commands for the two modes.
+	remote := func(name string, p *child, unlock, runlock string) side {
+		return side{name, func(excl bool) func() {
+			cmd, release := "tryrlock", runlock
+			if excl {
+				cmd, release = "trylock", unlock
+			}
+			switch got := p.do(cmd); got {
+			case "ok":
+				return func() { p.must(t, release) }
+			case "held":
+				return nil
+			default:
+				t.Fatalf("%s %s: %s", name, cmd, got)
+				return nil
+			}
+		}}
+	}
+	gofrs := remote("gofrs/flock", g, "unlock", "unlock")
+	// The contender of a pair of one library is its second instance.
+	second := map[string]side{
+		"go-flock":    remote("go-flock", c, "unlock", "runlock"),
+		"gofrs/flock": remote("gofrs/flock", g2, "unlock", "unlock"),
+	}
 	whole := side{"whole-file", func(excl bool) func() {
 		ok, release := winWholeFile(t, path, excl)
 		if !ok {
@@ -140,19 +158,22 @@ func TestWindowsGofrsInterop(t *testing.T) {
 	// excludes[holder][contender] for exclusive holder and contender; the
 	// table's other modes (shared against exclusive) are checked to agree.
 	want := map[[2]string]bool{
-		{"go-flock", "gofrs/flock"}:   false,
-		{"gofrs/flock", "go-flock"}:   false,
-		{"go-flock", "whole-file"}:    true,
-		{"whole-file", "go-flock"}:    true,
-		{"gofrs/flock", "whole-file"}: true,
-		{"whole-file", "gofrs/flock"}: true,
+		{"go-flock", "go-flock"}:       true,
+		{"gofrs/flock", "gofrs/flock"}: true,
+		{"whole-file", "whole-file"}:   true,
+		{"go-flock", "gofrs/flock"}:    false,
+		{"gofrs/flock", "go-flock"}:    false,
+		{"go-flock", "whole-file"}:     true,
+		{"whole-file", "go-flock"}:     true,
+		{"gofrs/flock", "whole-file"}:  true,
+		{"whole-file", "gofrs/flock"}:  true,
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "holder (mode) | contender (mode) | contender granted\n")
 	for _, holder := range []side{ours, gofrs, whole} {
 		for _, contender := range []side{ours, gofrs, whole} {
-			if holder.name == contender.name {
-				continue
+			if s, ok := second[contender.name]; ok && holder.name == contender.name {
+				contender = s
 			}
 			for _, modes := range [][2]bool{{true, true}, {true, false}, {false, true}, {false, false}} {
 				release := holder.hold(modes[0])

@@ -132,6 +132,44 @@ func (noIdentityError) Error() string {
 }
 func (noIdentityError) Is(target error) bool { return target == errors.ErrUnsupported }
 
+// errNoPosixDelete is openFile's refusal of RemoveOnUnlock on a volume
+// that does not delete with POSIX semantics (FAT, exFAT, SMB shares, older
+// Windows): Unlock removes the path while the
+// process still has the file open, and there the name then stays, pending
+// deletion, until the last handle closes; nothing can open or re-create a
+// file of that name meanwhile, so the next Lock could not lock the path.
+// It matches errors.ErrUnsupported.
+var errNoPosixDelete error = noPosixDeleteError{}
+
+type noPosixDeleteError struct{}
+
+func (noPosixDeleteError) Error() string {
+	return "the volume does not delete files with POSIX semantics (no FILE_SUPPORTS_POSIX_UNLINK_RENAME), so a lock file RemoveOnUnlock removed would stay pending deletion, and unopenable, while still open"
+}
+func (noPosixDeleteError) Is(target error) bool { return target == errors.ErrUnsupported }
+
+// fileSupportsPosixUnlinkRename is the volume flag that says the file
+// system deletes and renames with POSIX semantics.
+const fileSupportsPosixUnlinkRename = 0x00000400
+
+// removeRefusal decides whether RemoveOnUnlock is refused on a volume with
+// these flags, as GetVolumeInformationByHandle reported them (queryErr is
+// its failure). A volume that cannot be asked is not refused: the removal
+// itself then shows what the file system does.
+func removeRefusal(flags uint32, queryErr error) error {
+	if queryErr == nil && flags&fileSupportsPosixUnlinkRename == 0 {
+		return errNoPosixDelete
+	}
+	return nil
+}
+
+// volumeFlags returns the file system flags of the volume h is on.
+func volumeFlags(h windows.Handle) (uint32, error) {
+	var flags uint32
+	err := windows.GetVolumeInformationByHandle(h, nil, 0, nil, nil, &flags, nil, 0)
+	return flags, err
+}
+
 // identify returns the identity of the file open as h, refusing what cannot
 // be locked. With noFollow it refuses links (h was opened with
 // FILE_FLAG_OPEN_REPARSE_POINT); reparse reports a reparse point that is
@@ -149,15 +187,15 @@ func identify(h windows.Handle, noFollow bool) (id fileID, reparse bool, err err
 	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
 		return fileID{}, false, err
 	}
-	if noFollow && info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-		var tag fileAttributeTagInfo
-		if err := windows.GetFileInformationByHandleEx(h, windows.FileAttributeTagInfo, (*byte)(unsafe.Pointer(&tag)), uint32(unsafe.Sizeof(tag))); err != nil {
+	if noFollow {
+		tag, err := queryReparse(h, &info)
+		if err != nil {
 			return fileID{}, false, err
 		}
 		if isLink(tag.FileAttributes, tag.ReparseTag) {
 			return fileID{}, false, errSymlink
 		}
-		reparse = true
+		reparse = tag.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0
 	}
 	if info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
 		return fileID{}, false, errDir
@@ -177,6 +215,21 @@ var queryFileID = func(h windows.Handle, info *windows.ByHandleFileInformation) 
 	var ex fileIDInfo
 	err := windows.GetFileInformationByHandleEx(h, windows.FileIdInfo, (*byte)(unsafe.Pointer(&ex)), uint32(unsafe.Sizeof(ex)))
 	return ex, err
+}
+
+// queryReparse returns the attributes and reparse tag of the file open as
+// h (FILE_ATTRIBUTE_TAG_INFO), given its GetFileInformationByHandle
+// answer info; a file that is no reparse point needs no query. It is a
+// variable so that tests can make a file look like a reparse point that is
+// not a link (deduplicated, WOF-compressed, cloud files), which a test
+// machine cannot make.
+var queryReparse = func(h windows.Handle, info *windows.ByHandleFileInformation) (fileAttributeTagInfo, error) {
+	if info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT == 0 {
+		return fileAttributeTagInfo{FileAttributes: info.FileAttributes}, nil
+	}
+	var tag fileAttributeTagInfo
+	err := windows.GetFileInformationByHandleEx(h, windows.FileAttributeTagInfo, (*byte)(unsafe.Pointer(&tag)), uint32(unsafe.Sizeof(tag)))
+	return tag, err
 }
 
 func allOnes(b []byte) bool {

@@ -87,11 +87,10 @@ var procRtlGetLastNtStatus = windows.NewLazySystemDLL("ntdll.dll").NewProc("RtlG
 
 // deletePending reports whether the failure status of the calling thread's
 // last system call is STATUS_DELETE_PENDING. The thread must be locked
-// since that call.
+// since that call, and procRtlGetLastNtStatus found before it: looking the
+// procedure up may load ntdll's export table with system calls of its own,
+// which would replace the status to be read.
 func deletePending() bool {
-	if procRtlGetLastNtStatus.Find() != nil {
-		return false
-	}
 	r, _, _ := procRtlGetLastNtStatus.Call()
 	return windows.NTStatus(r) == windows.STATUS_DELETE_PENDING
 }
@@ -112,13 +111,16 @@ func createFile(path string, access, mode, create, attrs uint32) (windows.Handle
 	if err != nil {
 		return 0, err
 	}
+	// Looked up before the call, whose status the lookup could replace
+	// (see deletePending).
+	canAsk := procRtlGetLastNtStatus.Find() == nil
 	// The thread's last status is the failed call's only on the thread
 	// that made it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	h, err := windows.CreateFile(p, access, mode, nil, create, attrs, 0)
 	if err != nil {
-		return 0, openError(err, err == windows.ERROR_ACCESS_DENIED && deletePending())
+		return 0, openError(err, err == windows.ERROR_ACCESS_DENIED && canAsk && deletePending())
 	}
 	return h, nil
 }

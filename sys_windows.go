@@ -210,14 +210,24 @@ func openHandle(path string, c *config) (windows.Handle, fileID, error) {
 			err = errors.New("the file at the path changed while it was opened")
 		}
 	}
-	if err == nil && c.removeOnUnlock && id.uniq != 0 {
-		err = errNoIdentity
+	if err == nil && c.removeOnUnlock {
+		err = removeSupported(h, id)
 	}
 	if err != nil {
 		windows.CloseHandle(h)
 		return 0, fileID{}, err
 	}
 	return h, id, nil
+}
+
+// removeSupported refuses RemoveOnUnlock where it cannot work: the file
+// has no identity (errNoIdentity), or its volume does not delete with POSIX
+// semantics (errNoPosixDelete; see removeRefusal).
+func removeSupported(h windows.Handle, id fileID) error {
+	if id.uniq != 0 {
+		return errNoIdentity
+	}
+	return removeRefusal(volumeFlags(h))
 }
 
 func lockFlags(mode lockMode) uint32 {
@@ -294,8 +304,8 @@ var reopen = reopenOverlapped
 // Where the file cannot be reopened, the wait polls the entry's own handle
 // instead (pollLock). ReOpenFile fails for a file pending deletion
 // (ERROR_ACCESS_DENIED: it was removed while open, on a file system that
-// does not delete with POSIX semantics), where another program opened the
-// file without sharing read access, and on redirectors that cannot reopen;
+// does not delete with POSIX semantics) and on redirectors that cannot
+// reopen;
 // none of those stops the entry's own handle from locking, and any fault of
 // that handle is reported by the first attempt.
 func waitFile(h fd, mode lockMode, abandon <-chan struct{}) error {
@@ -312,11 +322,12 @@ func waitFile(h fd, mode lockMode, abandon <-chan struct{}) error {
 	// then): the kernel signals it until that moment.
 	defer windows.CloseHandle(ev)
 	err = lockOverlapped(carrier, ev, mode, abandon)
+	if err == errUntracked {
+		// lockRequest closed carrier.
+		return pollLock(h, mode, abandon)
+	}
 	if err != nil {
 		windows.CloseHandle(carrier)
-		if err == errUntracked {
-			return pollLock(h, mode, abandon)
-		}
 		return err
 	}
 	h.carrier = carrier
@@ -335,6 +346,9 @@ var errUntracked = errors.New("overlapped lock request not tracked by the system
 // No NTSTATUS has this value.
 const untracked = ^uintptr(0)
 
+// lockOverlapped requests the lock on carrier until the request is not
+// one the system cancelled by itself. On errUntracked carrier is closed
+// (see lockRequest).
 func lockOverlapped(carrier, ev windows.Handle, mode lockMode, abandon <-chan struct{}) error {
 	for {
 		if err := windows.ResetEvent(ev); err != nil {
@@ -356,6 +370,8 @@ func lockOverlapped(carrier, ev windows.Handle, mode lockMode, abandon <-chan st
 }
 
 // lockRequest makes one overlapped lock request and returns its result.
+// On errUntracked it has closed carrier; on any other result carrier is
+// the caller's.
 // The kernel writes the result into the OVERLAPPED when the request
 // completes, long after LockFileEx returned, so it is pinned (the garbage
 // collector must neither move nor free it) until then.
@@ -367,8 +383,12 @@ func lockRequest(carrier, ev windows.Handle, mode lockMode, abandon <-chan struc
 	err := windows.LockFileEx(carrier, lockFlags(mode), 0, 1, 0, ol)
 	if err == windows.ERROR_IO_PENDING {
 		if atomic.LoadUintptr(&ol.Internal) == untracked {
-			// Never to be completed (Wine): nothing writes ol, and
-			// closing carrier ends the request if it was queued after all.
+			// Never to be completed (Wine), as far as anything shows.
+			// Should the request have been queued after all, cancelling
+			// it and closing carrier end it, and both happen here, before
+			// the deferred Unpin lets ol go: nothing may write ol after.
+			_ = windows.CancelIoEx(carrier, ol)
+			windows.CloseHandle(carrier)
 			return errUntracked
 		}
 		err = awaitLock(carrier, ol, abandon)
@@ -431,9 +451,9 @@ func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
 // handle's locks are released to "available system resources", so a
 // release that others must see is not left to the close.
 //
-// A lock on the overlapped handle goes with the handle in any case, so
-// there an UnlockFileEx failure (which an SMB session lost meanwhile can
-// cause) is no failure once CloseHandle succeeded: see unlockResult.
+// The overlapped handle is closed whatever UnlockFileEx said, which
+// releases any lock still on it; whether a failed unlock counts: see
+// unlockResult.
 func unlockFile(h fd) error {
 	if h.carrier == 0 {
 		return unlockResult(unlockRange(h.file), nil, false)
@@ -445,21 +465,53 @@ func unlockFile(h fd) error {
 }
 
 // unlockResult decides what an unlock's failures mean; a non-nil result
-// makes Unlock panic, so it is kept for faults. On the overlapped handle
-// (carrier), closing it releases its locks: the unlock failed only if the
-// close failed too (the handle was not ours any more). On the entry's own
-// handle, ERROR_NOT_LOCKED says there is no lock to release, which is what
-// the caller wants (the lock went with a lost network session); any other
-// failure is reported, since the handle stays open and, for all we know,
-// keeps the lock (a reconnected SMB handle may).
+// makes Unlock panic, so it is kept for faults.
+//
+// On the entry's own handle, ERROR_NOT_LOCKED says there is no lock to
+// release, which is what the caller wants (the lock went with a lost
+// network session); any other failure is reported, since the handle stays
+// open and, for all we know, keeps the lock (a reconnected SMB handle may).
+//
+// On the overlapped handle (carrier), which is closed in any case, a
+// failure that says the lock or the handle's network session is gone
+// (lockGone) is no failure once the close succeeded: nothing is left to
+// release. Any other unlock failure is reported even though the close
+// released whatever the handle held: an UnlockFileEx that fails for
+// another reason on a handle that should hold the lock is a fault (the
+// lock was not where the backend thought, or the handle was not ours), and
+// hiding it would hide that. A failed close is reported too.
 func unlockResult(unlockErr, closeErr error, carrier bool) error {
 	switch {
 	case carrier && closeErr != nil:
 		return fmt.Errorf("close the lock's overlapped handle: %w", errors.Join(closeErr, unlockErr))
-	case carrier, unlockErr == nil, unlockErr == windows.ERROR_NOT_LOCKED:
+	case unlockErr == nil, unlockErr == windows.ERROR_NOT_LOCKED:
+		return nil
+	case carrier && lockGone(unlockErr):
 		return nil
 	}
 	return unlockErr
+}
+
+// lockGone reports whether an UnlockFileEx failure says there is no lock
+// left to release because the file's network session went away: the
+// server or share dropped it (ERROR_NETNAME_DELETED), the connection failed
+// (ERROR_UNEXP_NET_ERR, ERROR_VC_DISCONNECTED, ERROR_CONNECTION_ABORTED),
+// or the network resource is no longer available (ERROR_DEV_NOT_EXIST,
+// ERROR_BAD_NETPATH, ERROR_NETWORK_UNREACHABLE). ERROR_NOT_LOCKED (no
+// lock in the range) is taken on either handle.
+func lockGone(err error) bool {
+	switch err {
+	case windows.ERROR_NOT_LOCKED,
+		windows.ERROR_NETNAME_DELETED,
+		windows.ERROR_UNEXP_NET_ERR,
+		windows.ERROR_VC_DISCONNECTED,
+		windows.ERROR_CONNECTION_ABORTED,
+		windows.ERROR_DEV_NOT_EXIST,
+		windows.ERROR_BAD_NETPATH,
+		windows.ERROR_NETWORK_UNREACHABLE:
+		return true
+	}
+	return false
 }
 
 func unlockRange(h windows.Handle) error {
@@ -503,5 +555,69 @@ func grantedAccess(h windows.Handle) (uint32, error) {
 	return access, nil
 }
 
-// removeLockFile removes the file at path, for RemoveOnUnlock.
-func removeLockFile(path string) error { return os.Remove(path) }
+// removeLockFile removes the file at path, for RemoveOnUnlock; the core
+// calls it holding the exclusive lock, so the file is still open, in this
+// process and perhaps others. It deletes with POSIX semantics, which
+// remove the name at once even while handles are open (what unlink does
+// on Unix): a classic deletion would leave the name pending deletion until
+// the last handle closes, and no Lock could open or re-create it
+// meanwhile. Where the system or the file system refuses POSIX semantics
+// (older Windows, FAT, SMB: openFile refuses RemoveOnUnlock on volumes
+// that say so, but a volume may not say), it falls back to os.Remove.
+func removeLockFile(path string) error {
+	done, err := posixDelete(path)
+	if done {
+		if err != nil {
+			return &fs.PathError{Op: "remove", Path: path, Err: err}
+		}
+		return nil
+	}
+	return os.Remove(path)
+}
+
+// FILE_DISPOSITION_INFO_EX flags.
+const (
+	dispositionDelete         = 0x00000001 // FILE_DISPOSITION_FLAG_DELETE
+	dispositionPosixSemantics = 0x00000002 // FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
+	dispositionIgnoreReadOnly = 0x00000010 // FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE (Windows 10 1809)
+	posixDeleteFlags          = dispositionDelete | dispositionPosixSemantics
+	posixDeleteFlagsIgnoreRO  = posixDeleteFlags | dispositionIgnoreReadOnly
+)
+
+// posixDelete deletes the file at path with POSIX semantics. done is false
+// where the system refused them (deleteFallback), so that the caller
+// deletes the classic way; otherwise err is the deletion's result. The read-only
+// attribute is ignored as os.Remove ignores it, where the system knows
+// how (Windows 10 1809 and later).
+func posixDelete(path string) (done bool, err error) {
+	// DELETE access, which every handle of ours shares; the path itself,
+	// even if it is a link, as os.Remove removes it.
+	h, err := createFile(path, windows.DELETE, shareAll, windows.OPEN_EXISTING,
+		windows.FILE_FLAG_OPEN_REPARSE_POINT|windows.FILE_FLAG_BACKUP_SEMANTICS)
+	if err != nil {
+		return true, err
+	}
+	// With POSIX semantics the name goes when this handle closes.
+	defer windows.CloseHandle(h)
+	for _, flags := range []uint32{posixDeleteFlagsIgnoreRO, posixDeleteFlags} {
+		err = windows.SetFileInformationByHandle(h, windows.FileDispositionInfoEx, (*byte)(unsafe.Pointer(&flags)), uint32(unsafe.Sizeof(flags)))
+		if err == nil || !deleteFallback(err) {
+			return true, err
+		}
+	}
+	return false, err
+}
+
+// deleteFallback reports whether a FileDispositionInfoEx failure says the
+// system or file system does not do what was asked (rather than that the
+// file may not be deleted): the class or a flag is unknown
+// (ERROR_INVALID_PARAMETER: before Windows 10 1607, or a flag newer than
+// the system, and Wine 8), or the file system does not implement it
+// (ERROR_NOT_SUPPORTED; ERROR_INVALID_FUNCTION from redirectors).
+func deleteFallback(err error) bool {
+	switch err {
+	case windows.ERROR_INVALID_PARAMETER, windows.ERROR_NOT_SUPPORTED, windows.ERROR_INVALID_FUNCTION:
+		return true
+	}
+	return false
+}

@@ -273,15 +273,18 @@ func TestWindowsUntrackedWaitFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer windows.CloseHandle(carrier)
 	ev, err := windows.CreateEvent(nil, 1, 0, nil)
 	if err != nil {
+		windows.CloseHandle(carrier)
 		t.Fatal(err)
 	}
 	defer windows.CloseHandle(ev)
 	if err := lockOverlapped(carrier, ev, exclusive, nil); err != errUntracked {
+		windows.CloseHandle(carrier)
 		t.Fatalf("request that must wait: %v, want errUntracked", err)
 	}
+	// lockOverlapped closed carrier (before its request's OVERLAPPED was
+	// let go), so it is not closed here.
 
 	// Still held by the child, so the request is untracked, and abandon
 	// ends the polling that follows (it would hang without the fallback).
