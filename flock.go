@@ -164,8 +164,12 @@ func RemoveOnUnlock() Option {
 // writers are not starved by the process's own readers; across processes the
 // OS decides the order, unless the processes use WriterPriority.
 //
-// An RWMutex must not be copied after first use. A handle is released with
-// Close; the lock file is removed only with RemoveOnUnlock.
+// An RWMutex comes from Open; unlike a sync.RWMutex, its zero value is not
+// usable (its methods panic saying so). It must not be copied after first
+// use. Its method set is sync.RWMutex's, except that TryLock and TryRLock
+// return (bool, error), plus the context, Close, Path and File methods. A
+// handle is released with Close; the lock file is removed only with
+// RemoveOnUnlock.
 type RWMutex struct {
 	e            *entry   // nil with RemoveOnUnlock
 	rm           *removal // with RemoveOnUnlock
@@ -296,6 +300,7 @@ func (m *RWMutex) Path() string { return m.path }
 // lock; the move resets the offset. The caller must not close it (Close the handle
 // instead). File returns nil after Close.
 func (m *RWMutex) File() *os.File {
+	m.mustBeOpened()
 	if m.state.Load()&closedBit != 0 {
 		return nil
 	}
@@ -340,7 +345,9 @@ func (m *RWMutex) RLock() {
 // or releases it the moment it is granted.
 //
 // Any other error is an *fs.PathError naming the file; after Close it wraps
-// os.ErrClosed.
+// os.ErrClosed. As the context package asks, do not pass a nil ctx; a nil
+// ctx is taken as one that never ends (Lock's behaviour, with errors
+// returned instead of panics).
 func (m *RWMutex) LockContext(ctx context.Context) error {
 	_, err := m.lock(ctx, exclusive, true)
 	return err
@@ -383,6 +390,7 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 // the file now at the path), counting the goroutine as busy meanwhile: on
 // success the busyUnit stays for the caller to settle, on failure it goes.
 func (m *RWMutex) acquire(ctx context.Context, mode lockMode, wait bool) (bool, error) {
+	m.mustBeOpened()
 	if m.state.Add(busyUnit)&closedBit != 0 {
 		m.state.Add(-busyUnit)
 		return false, m.pathError("lock", os.ErrClosed)
@@ -471,6 +479,9 @@ func (m *RWMutex) unjoin() {
 // back, through File). With SyncOnUnlock it first flushes the file.
 func (m *RWMutex) Unlock() {
 	if !m.writer.CompareAndSwap(true, false) {
+		if m.state.Load() >= readUnit {
+			panic("flock: Unlock of RWMutex " + m.path + " locked for reading only (RUnlock releases a read lock)")
+		}
 		panic("flock: Unlock of unlocked RWMutex " + m.path)
 	}
 	if m.syncOnUnlock {
@@ -555,12 +566,15 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 
 // Close releases the handle. It fails with an error wrapping ErrLocked, and
 // changes nothing, while a lock taken through m is held or a goroutine is
-// acquiring one through it. After Close every method fails with an error
-// wrapping os.ErrClosed (Lock and RLock panic with it). The lock file stays
-// open while other handles in the process refer to it. Close does not remove
-// the file. It returns the first error that Unlock could not return (from
-// SyncOnUnlock or RemoveOnUnlock), if any.
+// acquiring one through it. After Close, LockContext, RLockContext,
+// TryLock, TryRLock and Close fail with an error wrapping os.ErrClosed, Lock
+// and RLock panic with it, File returns nil, and Unlock and RUnlock panic as
+// they do on any handle that holds nothing (a closed handle holds nothing).
+// The lock file stays open while other handles in the process refer to it.
+// Close does not remove the file. It returns the first error that Unlock
+// could not return (from SyncOnUnlock or RemoveOnUnlock), if any.
 func (m *RWMutex) Close() error {
+	m.mustBeOpened()
 	for {
 		n := m.state.Load()
 		if n&closedBit != 0 {
@@ -585,6 +599,14 @@ func (m *RWMutex) Close() error {
 		err = errors.Join(m.laterErr, err)
 	}
 	return err
+}
+
+// mustBeOpened panics, with a message that says so, if m is not a handle
+// Open returned (the zero RWMutex, or a copy of one).
+func (m *RWMutex) mustBeOpened() {
+	if m.e == nil && m.rm == nil {
+		panic("flock: RWMutex used without Open (the zero value is not usable; call flock.Open)")
+	}
 }
 
 // pathError names the handle's path in err, once: an *fs.PathError that

@@ -3,6 +3,7 @@ package flock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -335,7 +336,7 @@ func TestUnlockOfUnlockedPanics(t *testing.T) {
 				if r == nil {
 					t.Fatal("did not panic")
 				}
-				if s, _ := r.(string); !strings.Contains(s, "of unlocked RWMutex") {
+				if s, _ := r.(string); !strings.Contains(s, "of unlocked RWMutex") && !strings.Contains(s, "locked for reading only") {
 					t.Fatalf("panic %v; want a message saying it was unlocked", r)
 				}
 			}()
@@ -555,4 +556,37 @@ func TestFileContent(t *testing.T) {
 		t.Fatalf("ReadAt = %q, %v", buf, err)
 	}
 	b.RUnlock()
+}
+
+// Misuse panics with messages that say what is wrong: the zero RWMutex,
+// and Unlock of a handle that holds only read locks.
+func TestMisuseMessages(t *testing.T) {
+	panics := func(what string, f func()) (msg string) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				t.Errorf("%s did not panic", what)
+			}
+			msg = fmt.Sprint(r)
+		}()
+		f()
+		return ""
+	}
+	var zero RWMutex
+	for name, f := range map[string]func(){
+		"Lock":  zero.Lock,
+		"RLock": zero.RLock,
+		"Close": func() { zero.Close() },
+		"File":  func() { zero.File() },
+	} {
+		if msg := panics("zero "+name, f); !strings.Contains(msg, "without Open") {
+			t.Errorf("zero RWMutex %s panicked with %q; want it to say it needs Open", name, msg)
+		}
+	}
+	m := mustOpen(t, lockPath(t))
+	m.RLock()
+	if msg := panics("Unlock of a read-locked handle", m.Unlock); !strings.Contains(msg, "RUnlock") {
+		t.Errorf("Unlock while holding a read lock panicked with %q; want a hint at RUnlock", msg)
+	}
+	m.RUnlock()
 }
