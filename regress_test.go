@@ -388,23 +388,41 @@ func TestAbandonedWaitReleasesGate(t *testing.T) {
 // its fast path for a writer). A lost admission would leave the OS shared
 // lock held; one given back twice would corrupt the entry's reader count.
 func TestHandleAdmissionChurn(t *testing.T) {
+	for _, perGoroutine := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one handle", true: "a handle per goroutine"}[perGoroutine], func(t *testing.T) {
+			admissionChurn(t, perGoroutine)
+		})
+	}
+}
+
+// admissionChurn runs 8 readers, through one handle or a handle each (then
+// they join and leave the entry's count directly), while a writer of
+// another handle closes the fast path now and then.
+func admissionChurn(t *testing.T, perGoroutine bool) {
 	p := lockPath(t)
 	m, w := mustOpen(t, p), mustOpen(t, p)
 	var x exclusionCheck
 	var readers sync.WaitGroup
+	handles := make([]*RWMutex, 8)
+	for g := range handles {
+		handles[g] = m
+		if perGoroutine {
+			handles[g] = mustOpen(t, p)
+		}
+	}
 	for g := 0; g < 8; g++ {
 		readers.Add(1)
-		go func() {
+		go func(h *RWMutex) {
 			defer readers.Done()
 			for i := 0; i < 3000; i++ {
-				m.RLock()
+				h.RLock()
 				x.read()
-				m.RUnlock()
+				h.RUnlock()
 			}
-		}()
+		}(handles[g])
 	}
 	stop, writerDone := make(chan struct{}), make(chan struct{})
-	go func() { // a writer of another handle closes the fast path now and then
+	go func() {
 		defer close(writerDone)
 		for {
 			select {
@@ -423,8 +441,10 @@ func TestHandleAdmissionChurn(t *testing.T) {
 	if v := x.violations.Load(); v != 0 {
 		t.Fatalf("%d exclusion violations", v)
 	}
-	if s := m.state.Load(); s != 0 {
-		t.Fatalf("handle state %#x after every reader left; want 0", s)
+	for _, h := range handles {
+		if s := h.state.Load(); s != 0 {
+			t.Fatalf("handle state %#x after every reader left; want 0", s)
+		}
 	}
 	e := m.e
 	e.mu.Lock()
