@@ -27,8 +27,26 @@
 // average, often while they hold the lock) and starts replacements; a killed
 // worker's slot is cleared only after the parent has reaped it.
 //
-// The exit status is 0 if no violation and no unexpected error was seen, 1
-// otherwise, 2 on a usage or setup error (or an unsupported platform).
+// # Output and exit status
+//
+// Progress goes to stderr (-quiet: none): on a terminal one line redrawn in
+// place, anywhere else (a pipe, a CI log) a new line every second. The
+// summary goes to stdout, as JSON with -json, else as a table with one row
+// per call: calls (= acquired + busy + cancelled + errors); acquired;
+// busy, TryLock/TryRLock calls that returned false because the lock was
+// held; cancelled, LockContext/RLockContext calls that returned their
+// context's error because it was cancelled or its deadline passed first
+// ("-" where a call cannot end that way); errors; and the time spent in
+// the call, whatever it returned: "wait p50 ≤" and "p99 ≤" are the upper
+// bounds of the histogram buckets holding those quantiles (at most 12.5%
+// above), "max" is exact. With the default mix a waiter takes the lock as
+// soon as it is released, so TryLock (almost) never acquires: that is
+// contention, not a failure, and the table says so (-goroutines 1 or
+// -files 4 let Try calls win). Totals follow, then PASS or FAIL.
+//
+// The exit status is 0 (PASS) if no violation and no unexpected error was
+// seen, 1 (FAIL) otherwise, 2 on a usage or setup error (or an unsupported
+// platform).
 //
 // -unsafe-skip-lock exists only to test the checker: workers skip the lock
 // calls altogether, and the run must then report violations.
@@ -175,14 +193,56 @@ func (c *config) validate() error {
 	return nil
 }
 
+// usageText heads the -h output, before the flags. Keep it, the package
+// comment and tableNotes in agreement.
+const usageText = `usage: stress [flags]
+
+Stress-tests the flock package: -procs worker processes x -goroutines
+goroutines lock one lock file (or, with -files N, -churn or -remove, N lock
+files) in every way the package offers, for -duration, while a witness in
+shared memory, which does not trust the lock, checks: one writer or many
+readers at any instant, no lost update, prompt return of cancelled calls.
+More in the package documentation: go doc ./stress
+
+Progress goes to stderr: one line redrawn in place on a terminal, a new
+line every second anywhere else (pipes, CI logs); -quiet turns it off.
+
+The summary goes to stdout (as JSON with -json). Its table has one row per
+call (Lock, RLock, TryLock, TryRLock, LockContext, RLockContext):
+  calls       calls made: acquired + busy + cancelled + errors
+  acquired    calls that got the lock (a write or read section followed)
+  busy        TryLock/TryRLock returned false: the lock was held
+              ("-" for the other calls)
+  cancelled   LockContext/RLockContext returned their context's error: it
+              was cancelled, or its deadline passed, before the lock was
+              granted ("-" for the other calls)
+  errors      calls that failed otherwise (also counted as errors below)
+  wait p50 ≤  time spent in the call, whatever it returned: p50 and p99
+  p99 ≤       are the upper bounds of the histogram buckets holding them
+  max         (at most 12.5% above the true quantile); max is exact
+With the default mix TryLock (almost) never acquires: that is contention,
+not a failure (as soon as the lock is released, a waiter takes it), and
+the run says so under the table; with -goroutines 1 or -files 4 Try calls
+win often. Below the table: the sections run and the counter they advanced,
+readers seen at once, how soon cancelled calls returned, kills, stuck
+calls, errors, violations, messages about them, then PASS or FAIL.
+
+Exit status:
+  0  PASS: no violation and no error
+  1  FAIL: a violation (two holders at once where the lock forbids it, a
+     lost update, a call stuck after its context ended, a lock left held,
+     ...) or an unexpected error; the messages above FAIL say which
+  2  usage or setup error, or a platform without Unix shared memory
+
+Flags:
+`
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := defaultConfig()
 	fs := flag.NewFlagSet("stress", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: stress [flags]\n\n"+
-			"Runs -procs processes x -goroutines goroutines against one lock file and\n"+
-			"checks mutual exclusion, lost updates and prompt cancellation.\n\n")
+		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&c.Procs, "procs", c.Procs, "number of worker processes")
@@ -193,7 +253,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.TryRatio, "try-ratio", c.TryRatio, "fraction of operations that are TryLock/TryRLock")
 	fs.Float64Var(&c.KillRate, "kill", c.KillRate, "SIGKILL a random worker this many times per second on average (0: never), then start a replacement")
 	fs.StringVar(&c.Path, "path", "", "lock file to use (default: a file in a new temporary directory); its first 8 bytes are overwritten with the writers' counter")
-	fs.BoolVar(&c.JSON, "json", false, "print the summary as JSON on stdout (progress goes to stderr)")
+	fs.BoolVar(&c.JSON, "json", false, "print the summary on stdout as JSON instead of the table")
 	fs.BoolVar(&c.Unsafe, "unsafe-skip-lock", false, "FOR TESTING THE CHECKER ONLY: workers skip the lock calls, so violations must be reported")
 	fs.IntVar(&c.Files, "files", c.Files, "number of lock files; more than 1 selects path mode: every operation opens a random one (mostly a fresh handle) and the witness is kept per file")
 	fs.BoolVar(&c.Churn, "churn", false, "path mode, with the lock files removed (by a holder of the exclusive lock) and re-created all the time")
@@ -207,7 +267,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Stuck, "stuck", c.Stuck, "an operation still running this long after its deadline or cancellation is reported as stuck")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "longest time the workers may take to stop at the end; longer is reported as a deadlock")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
-	fs.BoolVar(&c.Quiet, "quiet", false, "no progress output")
+	fs.BoolVar(&c.Quiet, "quiet", false, "no progress output on stderr")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -238,10 +298,8 @@ func main() {
 // runMain runs the parent side and prints the summary; it returns the exit
 // status.
 func runMain(c config, stdout, stderr io.Writer) int {
-	progress := stdout
-	if c.JSON {
-		progress = stderr
-	}
+	// Progress goes to stderr, so that stdout holds the summary alone.
+	progress := stderr
 	if c.Quiet {
 		progress = nil
 	}

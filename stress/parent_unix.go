@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-flock/flock"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -188,6 +189,13 @@ func run(cfg config, progress, log io.Writer) (*summary, error) {
 		if initial, err = p.prepareLockFile(); err != nil {
 			return nil, err
 		}
+	}
+	if progress != nil {
+		on := p.lockPath
+		if cfg.pathMode() {
+			on = fmt.Sprintf("%d lock files in %s", len(p.paths), filepath.Dir(p.paths[0]))
+		}
+		fmt.Fprintf(progress, "stress: %d processes x %d goroutines for %v on %s\n", cfg.Procs, cfg.Goroutines, cfg.Duration, on)
 	}
 	if p.m, err = createShm(filepath.Join(dir, "witness"), cfg.Procs); err != nil {
 		return nil, err
@@ -378,7 +386,9 @@ func (p *parent) reap(w *proc) error {
 }
 
 // loop runs until the duration is over or the user interrupts, printing
-// progress, running the watchdog and the kills.
+// progress, running the watchdog and the kills. On a terminal the progress
+// line is redrawn in place 4 times a second; anywhere else (a pipe, a file,
+// a CI log) a new line is printed every second.
 func (p *parent) loop(start time.Time, progress io.Writer) {
 	end := time.NewTimer(p.cfg.Duration)
 	defer end.Stop()
@@ -425,9 +435,14 @@ func (p *parent) loop(start time.Time, progress io.Writer) {
 			if left < 0 {
 				left = 0
 			}
-			line := fmt.Sprintf("%6.0f ops/s  reads %d  writes %d  cancels %d  kills %d  violations %d  errors %d  %s left",
-				rate, t.reads, t.writes, t.cancels, p.kills, t.violations, t.errors, left.Round(100*time.Millisecond))
+			// Most telling first: a narrow terminal cuts the end.
+			line := fmt.Sprintf("%4.1fs left  violations %d  errors %d  %.0f ops/s  reads %d  writes %d  cancelled %d  kills %d",
+				left.Seconds(), t.violations, t.errors, rate, t.reads, t.writes, t.cancels, p.kills)
 			if tty {
+				// Redrawn in place: it must not wrap.
+				if cols := termWidth(progress); cols > 1 && len(line) >= cols {
+					line = line[:cols-1]
+				}
 				fmt.Fprint(progress, "\r\x1b[K"+line)
 			} else {
 				fmt.Fprintln(progress, line)
@@ -480,6 +495,25 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// termWidth returns the width in columns of the terminal w, 0 if unknown.
+func termWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var ws *unix.Winsize
+	if cerr := rc.Control(func(fd uintptr) {
+		ws, err = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ)
+	}); cerr != nil || err != nil {
+		return 0
+	}
+	return int(ws.Col)
 }
 
 func (p *parent) nextKill() time.Duration {
@@ -761,15 +795,14 @@ func (p *parent) summarize(elapsed time.Duration, delta int64) *summary {
 		Stuck:        p.stuck,
 		LongWaits:    p.longWaits,
 	}
-	switch {
-	case p.cfg.pathMode():
-		sm.LockFile = fmt.Sprintf("%d files %s .. %s in %s", len(p.paths), filepath.Base(p.paths[0]), filepath.Base(p.paths[len(p.paths)-1]), filepath.Dir(p.paths[0]))
-		if p.filesDir == "" {
-			sm.LockFile += " (temporary)"
-		}
+	sm.LockPaths = p.paths
+	sm.RemovedAtExit = p.cfg.Path == ""
+	if p.cfg.pathMode() {
+		sm.LockFile = ""
+		sm.LockDir = filepath.Dir(p.paths[0])
 		sm.Recreations = p.recreations
-	case p.cfg.Path == "":
-		sm.LockFile = "(temporary) " + filepath.Base(p.lockPath)
+	} else {
+		sm.LockDir = filepath.Dir(p.lockPath)
 	}
 	var hist [nHist][nBuckets]int64
 	var hmax [nHist]int64
@@ -806,13 +839,22 @@ func (p *parent) summarize(elapsed time.Duration, delta int64) *summary {
 			s := p.m.slot(i)
 			ks.Ops += s.ops[k].Load()
 			ks.Acquired += s.acquired[k].Load()
-			ks.Busy += s.busy[k].Load()
+			// The witness counts Try calls that found the lock held and
+			// context calls that were cancelled in one array: a kind
+			// can only end one of the two ways.
+			switch {
+			case isTry(k):
+				ks.Busy += s.busy[k].Load()
+			case isCtx(k):
+				ks.Cancelled += s.busy[k].Load()
+			}
 			ks.Errors += s.failed[k].Load()
 		}
+		ks.BusyOrCancelled = ks.Busy + ks.Cancelled
 		sm.TotalOps += ks.Ops
 		sm.Kinds = append(sm.Kinds, ks)
 	}
-	sm.Cancelled = sm.Kinds[kLockCtx].Busy + sm.Kinds[kRLockCtx].Busy
+	sm.Cancelled = sm.Kinds[kLockCtx].Cancelled + sm.Kinds[kRLockCtx].Cancelled
 	sm.LateP50 = quantile(hist[hLate][:], 0.50, hmax[hLate])
 	sm.LateP99 = quantile(hist[hLate][:], 0.99, hmax[hLate])
 	sm.LateMax = hmax[hLate]

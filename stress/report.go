@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -82,24 +83,48 @@ func quantile(h []int64, q float64, max int64) int64 {
 	return max
 }
 
-// kindSummary is one line of the summary table.
+// kindSummary is one line of the summary table. For every kind, Ops =
+// Acquired + Busy + Cancelled + Errors.
 type kindSummary struct {
 	Kind     string `json:"kind"`
 	Ops      int64  `json:"ops"`
 	Acquired int64  `json:"acquired"`
-	// Busy counts TryLock/TryRLock calls that found the lock held, and
-	// context calls that returned their context's error.
-	Busy   int64 `json:"busy_or_cancelled"`
-	Errors int64 `json:"errors"`
-	P50    int64 `json:"wait_p50_ns"`
-	P99    int64 `json:"wait_p99_ns"`
-	Max    int64 `json:"wait_max_ns"`
+	// Busy counts TryLock/TryRLock calls that returned false: the lock
+	// was held (always 0 for the other kinds).
+	Busy int64 `json:"busy"`
+	// Cancelled counts LockContext/RLockContext calls that returned their
+	// context's error: it was cancelled or its deadline passed before the
+	// lock was granted (always 0 for the other kinds).
+	Cancelled int64 `json:"cancelled"`
+	// BusyOrCancelled is Busy + Cancelled, the field's name before they
+	// were split; kept for readers of older summaries.
+	BusyOrCancelled int64 `json:"busy_or_cancelled"`
+	Errors          int64 `json:"errors"`
+	// P50 and P99 are the upper bounds of the histogram buckets holding
+	// these quantiles of the time spent in the call (at most 12.5% above
+	// the true value); Max is exact.
+	P50 int64 `json:"wait_p50_ns"`
+	P99 int64 `json:"wait_p99_ns"`
+	Max int64 `json:"wait_max_ns"`
 }
+
+// isTry and isCtx tell the kinds that can return busy and cancelled.
+func isTry(kind int) bool { return kind == kTryLock || kind == kTryRLock }
+func isCtx(kind int) bool { return kind == kLockCtx || kind == kRLockCtx }
 
 // summary is the result of a run.
 type summary struct {
-	Config   config        `json:"config"`
-	LockFile string        `json:"lock_file"`
+	Config config `json:"config"`
+	// LockFile is the lock file's absolute path in the one-file mode
+	// (empty in path mode). LockPaths are the paths the workers open: the
+	// lock file then its aliases (symbolic and hard link), or in path mode
+	// the lock files, all in LockDir. RemovedAtExit reports that they were
+	// made for the run and removed at its end (all but a -path file).
+	LockFile      string   `json:"lock_file"`
+	LockDir       string   `json:"lock_dir"`
+	LockPaths     []string `json:"lock_paths"`
+	RemovedAtExit bool     `json:"removed_at_exit"`
+
 	Elapsed  time.Duration `json:"elapsed_ns"`
 	Kinds    []kindSummary `json:"kinds"`
 	TotalOps int64         `json:"total_ops"`
@@ -113,6 +138,9 @@ type summary struct {
 	MaxReaderProcs int64 `json:"max_simultaneous_reader_processes"`
 	WriterMaxWait  int64 `json:"writer_max_wait_ns"`
 
+	// Cancelled is the sum of the context kinds' Cancelled; LateP50 and
+	// LateP99 (bucket upper bounds, as above) and LateMax tell how long
+	// after its context ended such a call returned.
 	Cancelled int64 `json:"cancelled"`
 	LateP50   int64 `json:"cancel_return_p50_ns"`
 	LateP99   int64 `json:"cancel_return_p99_ns"`
@@ -161,6 +189,77 @@ func fmtDur(ns int64) string {
 	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
+// tableColumns heads the summary table; tableNotes, printed under it,
+// explains the columns (and so does the usage text).
+var tableColumns = []string{"operation", "calls", "acquired", "busy", "cancelled", "errors", "wait p50 ≤", "p99 ≤", "max"}
+
+const tableNotes = `
+calls = acquired + busy + cancelled + errors ("-": that call cannot end so).
+busy: TryLock/TryRLock returned false, the lock was held at that instant.
+cancelled: LockContext/RLockContext returned its context's error: the context
+  ended (it was cancelled or its deadline passed) before the lock was granted.
+wait: time spent in the call, whatever it returned. p50 and p99 are the upper
+  bounds of the histogram buckets that hold them (at most 12.5% above the true
+  quantile); max is exact.
+`
+
+// tryNote explains, if the Try calls (almost) never acquired the lock, that
+// this is contention and how to see them win.
+func (s *summary) tryNote() string {
+	if s.Config.Unsafe {
+		return ""
+	}
+	var rare []string
+	for k, ks := range s.Kinds {
+		if isTry(k) && ks.Ops > 0 && ks.Acquired*100 < ks.Ops {
+			rare = append(rare, fmt.Sprintf("%s acquired %d of %d", ks.Kind, ks.Acquired, ks.Ops))
+		}
+	}
+	if len(rare) == 0 {
+		return ""
+	}
+	return strings.Join(rare, ", ") + `:
+  contention, not a failure. A Try call wins only at an instant nobody holds
+  the lock, and here every goroutine goes straight from one call to the
+  next: as soon as the lock is released, a waiter takes it. With
+  -goroutines 1, or -files 4, Try calls win often.
+`
+}
+
+// writeLockFiles says where the lock file or files are.
+func (s *summary) writeLockFiles(w io.Writer) {
+	kept := "-path, kept"
+	if s.RemovedAtExit {
+		kept = "made for the run, removed at exit"
+	}
+	if s.Config.pathMode() {
+		n := len(s.LockPaths)
+		if n == 0 {
+			return
+		}
+		files := filepath.Base(s.LockPaths[0])
+		if n > 1 {
+			files += " .. " + filepath.Base(s.LockPaths[n-1])
+		}
+		fmt.Fprintf(w, "lock files: %d (%s) in %s (%s)\n", n, files, s.LockDir, kept)
+		return
+	}
+	fmt.Fprintf(w, "lock file: %s (%s)\n", s.LockFile, kept)
+	if len(s.LockPaths) > 1 {
+		// The aliases: a symbolic link, then a hard link.
+		aliases := s.LockPaths[1:]
+		where := ""
+		if filepath.Dir(aliases[0]) == s.LockDir {
+			aliases = append([]string(nil), aliases...)
+			for i := range aliases {
+				aliases[i] = filepath.Base(aliases[i])
+			}
+			where = " next to it"
+		}
+		fmt.Fprintf(w, "  also opened through its links %s%s\n", strings.Join(aliases, " and "), where)
+	}
+}
+
 // maxTableMessages bounds the messages printed under the table.
 const maxTableMessages = 12
 
@@ -190,14 +289,26 @@ func (s *summary) writeTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "mode: %s\n", strings.Join(opts, ", "))
 	}
-	fmt.Fprintf(w, "lock file: %s\n\n", s.LockFile)
+	s.writeLockFiles(w)
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\tcalls\tacquired\tbusy/cancelled\terrors\tp50 wait\tp99 wait\tmax wait\t")
-	for _, k := range s.Kinds {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", k.Kind, k.Ops, k.Acquired, k.Busy, k.Errors, fmtDur(k.P50), fmtDur(k.P99), fmtDur(k.Max))
+	fmt.Fprintln(tw, strings.Join(tableColumns, "\t")+"\t")
+	for k, ks := range s.Kinds {
+		busy, cancelled := "-", "-"
+		if isTry(k) {
+			busy = fmt.Sprint(ks.Busy)
+		}
+		if isCtx(k) {
+			cancelled = fmt.Sprint(ks.Cancelled)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t\n", ks.Kind, ks.Ops, ks.Acquired, busy, cancelled, ks.Errors, fmtDur(ks.P50), fmtDur(ks.P99), fmtDur(ks.Max))
 	}
 	tw.Flush()
+	fmt.Fprint(w, tableNotes)
+	if c := s.tryNote(); c != "" {
+		fmt.Fprint(w, c)
+	}
 
 	rate := float64(s.TotalOps) / s.Elapsed.Seconds()
 	fmt.Fprintf(w, "\ntotal operations      %d (%.0f/s)\n", s.TotalOps, rate)
@@ -213,7 +324,7 @@ func (s *summary) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "read sections         %d\n", s.Reads)
 	fmt.Fprintf(w, "max simultaneous      %d readers in %d processes\n", s.MaxReaders, s.MaxReaderProcs)
 	fmt.Fprintf(w, "writer max wait       %s\n", fmtDur(s.WriterMaxWait))
-	fmt.Fprintf(w, "cancelled calls       %d; returned after their context ended by p50 %s, p99 %s, max %s\n", s.Cancelled, fmtDur(s.LateP50), fmtDur(s.LateP99), fmtDur(s.LateMax))
+	fmt.Fprintf(w, "cancelled calls       %d; returned after their context ended by p50 ≤ %s, p99 ≤ %s, max %s\n", s.Cancelled, fmtDur(s.LateP50), fmtDur(s.LateP99), fmtDur(s.LateMax))
 	fmt.Fprintf(w, "kills                 %d (%d while holding the lock), %d replacements\n", s.Kills, s.KillsHolding, s.Replacements)
 	fmt.Fprintf(w, "stuck operations      %d (plus %d blocking waits longer than %v)\n", s.Stuck, s.LongWaits, longWait(c))
 	fmt.Fprintf(w, "errors                %d\n", s.Errors)

@@ -82,7 +82,7 @@ type slot struct {
 
 	ops      [nKinds]atomic.Int64
 	acquired [nKinds]atomic.Int64
-	busy     [nKinds]atomic.Int64
+	busy     [nKinds]atomic.Int64 // Try*: found it held; *Context: cancelled
 	failed   [nKinds]atomic.Int64
 
 	maxReaders     atomic.Int64

@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"os"
 	"strings"
 	"sync"
@@ -80,9 +82,14 @@ func checkClean(t *testing.T, s *summary) {
 	if s.CounterDelta < s.Writes || s.CounterDelta > s.Writes+s.CutWrites {
 		t.Errorf("counter advanced by %d for %d write sections (%d cut)", s.CounterDelta, s.Writes, s.CutWrites)
 	}
-	for _, k := range s.Kinds {
+	for i, k := range s.Kinds {
 		if k.Ops == 0 {
 			t.Errorf("no %s call", k.Kind)
+		}
+		if k.Ops != k.Acquired+k.Busy+k.Cancelled+k.Errors || k.BusyOrCancelled != k.Busy+k.Cancelled ||
+			(!isTry(i) && k.Busy != 0) || (!isCtx(i) && k.Cancelled != 0) {
+			t.Errorf("%s: %d calls, %d acquired, %d busy, %d cancelled (%d together), %d errors",
+				k.Kind, k.Ops, k.Acquired, k.Busy, k.Cancelled, k.BusyOrCancelled, k.Errors)
 		}
 	}
 }
@@ -95,6 +102,28 @@ func TestStress(t *testing.T) {
 	}
 	if s.MaxReaders < 1 {
 		t.Errorf("max simultaneous readers %d", s.MaxReaders)
+	}
+	var b bytes.Buffer
+	s.writeTable(&b)
+	if !strings.HasPrefix(s.LockFile, "/") || !strings.Contains(b.String(), "lock file: "+s.LockFile) {
+		t.Errorf("the table does not name the lock file %q:\n%s", s.LockFile, b.String())
+	}
+}
+
+// -h explains the table and the exit status, besides the flags.
+func TestUsage(t *testing.T) {
+	var b bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, &b); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	want := []string{"Exit status:", "0  PASS", "1  FAIL", "2  usage", "stderr", "-duration"}
+	for _, c := range tableColumns[1:] {
+		want = append(want, "  "+c+" ")
+	}
+	for _, w := range want {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("-h does not say %q:\n%s", w, b.String())
+		}
 	}
 }
 
