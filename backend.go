@@ -20,6 +20,7 @@ package flock
 //	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
 //	syncFile(*os.File) error                 // flush for SyncOnUnlock
 //	removeLockFile(path) error               // remove the lock file, for RemoveOnUnlock
+//	sysHolders(fd, fileID, own lockMode) ([]Holder, error) // holders of the lock (sys_holders_*.go); own: the OS lock this process holds, for queries blind to it; called with no mutex held
 //
 // lockFile, separateWait, waitGranted, lockOnFile, unlockFile and closeFD are called
 // with the entry's mutex held; sysFD with the registry's; statFile,
