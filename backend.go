@@ -9,9 +9,9 @@ package flock
 //
 //	statFile(path, noFollow) (fileID, error)
 //	openFile(path, *config) (*os.File, fileID, error)
-//	createSidecar(path, like *os.File) (*os.File, fileID, error) // create path with like's mode and owner, and open it; nil if it exists
+//	createSidecar(path, like *os.File) (*os.File, fileID, error) // create path with like's mode and owner; the open creator, or nil if it existed (or, on Windows, always: the caller opens it)
 //	sysFD(*os.File) fd
-//	lockFile(fd, mode, wait) error           // errWouldBlock if held elsewhere; wait is always false (waits go through waitFile)
+//	lockFile(fd, mode) error                 // without waiting; errWouldBlock if held elsewhere (waits go through waitFile)
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
 //	waitFile(fd, mode, abandon) error        // blocking; errAbandoned if abandoned (where it can be)
 //	waitGranted(fd, mode)                    // the lock waitFile got is now the one held

@@ -486,7 +486,7 @@ func winReopened(t *testing.T, calls *atomic.Int32, e *entry) {
 func TestWindowsUnlockGone(t *testing.T) {
 	path := filepath.Join(winTempDir(t), "lock")
 	h := winBackend(t, path)
-	if err := lockFile(h, exclusive, false); err != nil {
+	if err := lockFile(h, exclusive); err != nil {
 		t.Fatal(err)
 	}
 	if err := unlockRange(h.file); err != nil {
@@ -533,9 +533,6 @@ func TestWindowsUnlockGone(t *testing.T) {
 	}
 	if h.carrier != 0 {
 		t.Error("unlockFile kept the overlapped handle")
-	}
-	if err := lockFile(h, exclusive, true); err != errBlockingLockFile {
-		t.Errorf("lockFile(wait): %v, want errBlockingLockFile", err)
 	}
 	winRawFree(t, path, "at the end")
 }
@@ -589,7 +586,7 @@ func TestWindowsReparseReopen(t *testing.T) {
 		t.Errorf("the reopened handle lost write access: %#x", access)
 	}
 	fh := sysFD(f)
-	if err := lockFile(fh, exclusive, false); err != nil {
+	if err := lockFile(fh, exclusive); err != nil {
 		t.Fatal(err)
 	}
 	winRawHeld(t, path, "locked through the reopened handle")

@@ -433,7 +433,9 @@ func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 // or it would keep the handle's admission from going back while the
 // entry's writers, which it queues behind, wait for it to go.
 func (m *RWMutex) rlockSlow(ctx context.Context, wait bool) (bool, error) {
-	m.unjoin()
+	if err := m.unjoin(); err != nil {
+		return false, m.pathError("unlock", err)
+	}
 	if ok, err := m.acquire(ctx, shared, wait); !ok {
 		return false, err
 	}
@@ -460,17 +462,19 @@ func (m *RWMutex) rlockSlow(ctx context.Context, wait bool) (bool, error) {
 	}
 }
 
-// unjoin undoes join's addition. If that brings the count to zero, the
-// admission is given back as by the last RUnlock.
-func (m *RWMutex) unjoin() {
+// unjoin undoes a reader's addition to the handle's count that joined
+// nothing. If that brings the count to zero, the admission is given back as
+// by the last RUnlock, which may release the OS lock: its error is
+// returned.
+func (m *RWMutex) unjoin() error {
 	n := m.state.Add(-readUnit)
 	if n >= readUnit || m.rm != nil {
-		return
+		return nil
 	}
 	if n < 0 {
 		panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
 	}
-	m.giveBack(n) // a reader's admission: not the entry's last, so no system call
+	return m.giveBack(n)
 }
 
 // Unlock releases a write lock taken through m. It panics if m is not

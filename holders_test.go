@@ -84,13 +84,7 @@ func TestParseProcLocks(t *testing.T) {
 // Holders on a closed handle fails with os.ErrClosed, naming the path.
 func TestHoldersClosed(t *testing.T) {
 	p := lockPath(t)
-	m, err := Open(p)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("no file locks here: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mustOpen(t, p)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +100,7 @@ func TestHoldersClosed(t *testing.T) {
 // errors.ErrUnsupported and names the path.
 func TestHoldersOwn(t *testing.T) {
 	p := lockPath(t)
-	m, err := Open(p)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("no file locks here: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := mustOpen(t, p)
 	hs, err := m.Holders()
 	if errors.Is(err, errors.ErrUnsupported) {
 		var pe *fs.PathError

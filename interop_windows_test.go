@@ -11,7 +11,6 @@ package flock
 // whole-file against another handle.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,32 +24,7 @@ import (
 // startGofrs starts the gofrs/flock driver on path.
 func startGofrs(t *testing.T, exe, path string) *child {
 	t.Helper()
-	cmd := exec.Command(exe, path)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			c.lines <- s.Text()
-		}
-		close(c.lines)
-	}()
-	t.Cleanup(c.stop)
-	if got := c.recv(); got != "ready" {
-		t.Fatalf("gofrs driver: %s", got)
-	}
-	return c
+	return startCommand(t, exec.Command(exe, path))
 }
 
 // winWholeFile locks every byte from offset 0 through a handle of its own,

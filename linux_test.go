@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,38 +18,32 @@ import (
 )
 
 // osLocks returns the locks /proc/locks lists for the file at path held by
-// this process, as "READ" or "WRITE", not counting blocked requests.
+// this process, as "READ" or "WRITE", not counting blocked requests. It
+// reads the table as Holders does (readProcLocks); a line that a read in
+// pieces shows twice is counted once, since distinct locks differ in their
+// ordinal.
 func osLocks(t *testing.T, path string) []string {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		t.Fatal(err)
 	}
-	// One read(2) with room for everything: /proc/locks is generated as it
-	// is read, and reading it in pieces while other processes lock and
-	// unlock can show a line twice or not at all.
-	f, err := os.Open("/proc/locks")
+	data, err := readProcLocks()
 	if err != nil {
 		t.Skipf("cannot count OS locks without /proc/locks: %v", err)
 	}
-	defer f.Close()
-	buf := make([]byte, 4<<20)
-	n, err := f.Read(buf)
-	if err == io.EOF { // no locks at all
-		n, err = 0, nil
-	}
-	if err != nil || n == len(buf) {
-		t.Fatalf("reading /proc/locks: %d bytes, %v", n, err)
-	}
 	var locks []string
-	pid, ino := strconv.Itoa(os.Getpid()), ":"+strconv.FormatUint(st.Ino, 10)
-	for _, line := range strings.Split(string(buf[:n]), "\n") {
+	pid := strconv.Itoa(os.Getpid())
+	seen := make(map[string]bool)
+	for _, line := range strings.Split(string(data), "\n") {
 		// 1: FLOCK  ADVISORY  WRITE 1234 00:2d:5678 0 EOF
 		fields := strings.Fields(line)
-		if len(fields) < 6 || fields[1] == "->" {
+		if len(fields) < 6 || fields[1] == "->" || seen[line] {
 			continue
 		}
-		if fields[1] == procLocksType && fields[4] == pid && strings.HasSuffix(fields[5], ino) {
+		seen[line] = true
+		dev := uint64(st.Dev)
+		if fields[1] == procLocksType && fields[4] == pid && deviceIs(fields[5], unix.Major(dev), unix.Minor(dev), st.Ino) {
 			locks = append(locks, fields[3])
 		}
 	}

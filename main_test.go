@@ -170,6 +170,13 @@ func startChildRole(t testing.TB, role, path string, env ...string) *child {
 	// Under -race a process sleeps a second at exit, unless told not to.
 	cmd.Env = append(cmd.Env, "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
+	return startCommand(t, cmd)
+}
+
+// startCommand starts cmd as a child that speaks the locker's protocol: a
+// line per command on stdin, a line per answer on stdout, "ready" first.
+func startCommand(t testing.TB, cmd *exec.Cmd) *child {
+	t.Helper()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

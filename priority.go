@@ -150,10 +150,10 @@ func takeGate(g *entry, ctx context.Context, mode lockMode) (lockMode, error) {
 // for itself). e.mu must be held.
 func (e *entry) osTry(mode lockMode) error {
 	if e.gate == nil {
-		return lockFile(e.fd, mode, false)
+		return lockFile(e.fd, mode)
 	}
 	if mode == exclusive {
-		if err := lockFile(e.fd, mode, false); err != errWouldBlock {
+		if err := lockFile(e.fd, mode); err != errWouldBlock {
 			return err
 		}
 	}
@@ -161,7 +161,7 @@ func (e *entry) osTry(mode lockMode) error {
 	if err != nil {
 		return err
 	}
-	err = lockFile(e.fd, mode, false)
+	err = lockFile(e.fd, mode)
 	if err == nil && mode == exclusive {
 		e.gateHeld = gm
 	} else {

@@ -209,13 +209,11 @@ type entry struct {
 	// with any lock taken beside it.
 	inflight [exclusive + 1]*osWait
 	wake     chan struct{} // closed (and cleared) when held or inflight changes; made by a waiter
-	// handedOff is set by a writer's unlock while it holds the exclusive
-	// OS lock, for settle; handoffs counts the writers in a row that took
-	// the lock over (see maxHandoffs).
-	handedOff bool
-	handoffs  int
-	spares    []*os.File // descriptors of the same file from racing Opens
-	dead      bool       // dropped from the registry; file closed
+	// handoffs counts the writers in a row that took the exclusive OS
+	// lock over from the one before (see maxHandoffs).
+	handoffs int
+	spares   []*os.File // descriptors of the same file from racing Opens
+	dead     bool       // dropped from the registry; file closed
 
 	// The writer-priority gate (see priority.go), if a handle asked for
 	// it: the gate file's own entry, of which this entry holds a
@@ -366,7 +364,11 @@ const maxHandoffs = 8
 // queued writer admitted as the writer before it leaves takes over the
 // exclusive OS lock as it is, with no system call, up to maxHandoffs times
 // in a row. e.mu must be held.
-func (e *entry) settle() error {
+func (e *entry) settle() error { return e.settleAfter(false) }
+
+// settleAfter is settle; writerLeft is whether a writer holding the
+// exclusive OS lock just left, which a queued writer may take over.
+func (e *entry) settleAfter(writerLeft bool) error {
 	for w := e.queue.front(); w != nil; w = e.queue.front() {
 		if !e.compatible(w.mode) {
 			break
@@ -380,13 +382,12 @@ func (e *entry) settle() error {
 	case e.held == unlocked:
 	case e.held != want:
 		err = e.osUnlock()
-	case want == exclusive && e.handedOff:
+	case want == exclusive && writerLeft:
 		// The lock passes from one writer to the next.
 		if e.handoffs++; e.handoffs >= maxHandoffs {
 			err = e.osUnlock()
 		}
 	}
-	e.handedOff = false
 	e.setFast()
 	e.abandonUnwanted()
 	return err
@@ -585,7 +586,7 @@ func (e *entry) unlock(mode lockMode) error {
 	defer e.mu.Unlock()
 	if mode == exclusive {
 		e.writer = false
-		e.handedOff = e.held == exclusive // to a queued writer, if settle admits one
+		return e.settleAfter(e.held == exclusive)
 	}
 	return e.settle()
 }

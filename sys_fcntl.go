@@ -39,8 +39,8 @@ func lockOnFile(fd fd) {}
 
 func closeFD(fd fd) error { return nil }
 
-func lockFile(fd fd, mode lockMode, wait bool) error {
-	return setlk(fd, mode, wait, nil)
+func lockFile(fd fd, mode lockMode) error {
+	return setlk(fd, mode, false, nil)
 }
 
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {

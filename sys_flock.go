@@ -48,8 +48,8 @@ func sysFD(f *os.File) fd {
 	return &flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}}
 }
 
-func lockFile(fd fd, mode lockMode, wait bool) error {
-	return flock(fd.main, mode, wait)
+func lockFile(fd fd, mode lockMode) error {
+	return flock(fd.main, mode, false)
 }
 
 func flock(fd int, mode lockMode, wait bool) error {

@@ -40,7 +40,7 @@ func lockOnFile(fd fd) {}
 
 func closeFD(fd fd) error { return nil }
 
-func lockFile(fd fd, mode lockMode, wait bool) error               { return errors.ErrUnsupported }
+func lockFile(fd fd, mode lockMode) error                          { return errors.ErrUnsupported }
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return errors.ErrUnsupported }
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
 

@@ -237,15 +237,8 @@ func lockFlags(mode lockMode) uint32 {
 	return 0
 }
 
-// errBlockingLockFile is lockFile's answer to wait: the core makes every
-// blocking wait through waitFile, which can be abandoned.
-var errBlockingLockFile = errors.New("flock: internal error: blocking lockFile on Windows (waits go through waitFile)")
-
 // lockFile makes a non-blocking attempt on the entry's own handle.
-func lockFile(h fd, mode lockMode, wait bool) error {
-	if wait {
-		return errBlockingLockFile
-	}
+func lockFile(h fd, mode lockMode) error {
 	// On a synchronous handle the request never pends (ERROR_IO_PENDING is
 	// an overlapped handle's answer): it is granted or refused within the
 	// call, so ol is not used after it returns.
@@ -432,7 +425,7 @@ func awaitLock(carrier windows.Handle, ol *windows.Overlapped, abandon <-chan st
 func pollLock(h fd, mode lockMode, abandon <-chan struct{}) error {
 	delay := backoffFirst
 	for {
-		switch err := lockFile(h, mode, false); err {
+		switch err := lockFile(h, mode); err {
 		case nil:
 			return nil
 		case errWouldBlock:
