@@ -15,14 +15,16 @@ package flock
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
 //	waitFile(fd, mode, abandon) error        // blocking; errAbandoned if abandoned (where it can be)
 //	waitGranted(fd, mode)                    // the lock waitFile got is now the one held
-//	lockOnFile(fd)                           // move the lock held onto the entry's own file, if elsewhere
+//	lockOnFile(fd) bool                      // move the lock held onto the entry's own file, if elsewhere; whether it moved
+//	viewFile(f, view *os.File, repoint bool) (*os.File, error) // the descriptor File hands out: view if still open (re-pointed at f's open file if repoint), else a new duplicate of f
+//	fileWritable(*os.File) bool              // whether the file is open for writing
 //	unlockFile(fd) error
 //	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
 //	syncFile(*os.File) error                 // flush for SyncOnUnlock
 //	removeLockFile(path) error               // remove the lock file, for RemoveOnUnlock
 //	sysHolders(fd, fileID, own lockMode) ([]Holder, error) // holders of the lock (sys_holders_*.go); own: the OS lock this process holds, for queries blind to it; called with no mutex held
 //
-// lockFile, separateWait, waitGranted, lockOnFile, unlockFile and closeFD are called
+// lockFile, separateWait, waitGranted, lockOnFile, viewFile, unlockFile and closeFD are called
 // with the entry's mutex held; sysFD with the registry's; statFile,
 // openFile, createSidecar, waitFile, syncFile and removeLockFile with
 // neither.

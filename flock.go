@@ -60,6 +60,8 @@ type config struct {
 	syncOnUnlock   bool
 	writerPriority bool
 	removeOnUnlock bool
+	forWriting     bool
+	noReplace      bool // WriteFile only
 }
 
 // WithPerm sets the permission bits used when Open creates the lock file.
@@ -73,6 +75,18 @@ func WithPerm(perm fs.FileMode) Option {
 // link, instead of locking the file the link points to.
 func NoFollow() Option {
 	return func(c *config) { c.noFollow = true }
+}
+
+// ForWriting makes Open fail, with an error matching fs.ErrPermission that
+// names the path and says the file can only be opened read-only, if the lock
+// file cannot be opened for writing (a read-only file, file system or
+// mount, a running executable, an immutable or append-only file, a
+// directory), instead of opening it for reading only. Use it when the
+// lock's holder writes through [RWMutex.File]; without it, such a file is
+// still locked, read-only, as flock(1) locks it, and [RWMutex.Writable]
+// tells.
+func ForWriting() Option {
+	return func(c *config) { c.forWriting = true }
 }
 
 // NoCreate makes Open fail with an error satisfying errors.Is(err,
@@ -272,6 +286,16 @@ var (
 	errNoCreateRemove = wrapInvalid("NoCreate and RemoveOnUnlock do not go together: the file removed by Unlock could not be locked again")
 )
 
+// writeRefusedError is the error of an Open with ForWriting of a file that
+// can only be opened for reading; it unwraps to the OS's reason.
+type writeRefusedError struct{ err error }
+
+func (e writeRefusedError) Error() string {
+	return "can only be opened read-only (ForWriting): " + e.err.Error()
+}
+func (e writeRefusedError) Unwrap() error        { return e.err }
+func (e writeRefusedError) Is(target error) bool { return target == fs.ErrPermission }
+
 // invalidError is an input error that also matches fs.ErrInvalid.
 type invalidError string
 
@@ -290,15 +314,50 @@ func (e unsupportedError) Is(target error) bool { return target == errors.ErrUns
 // Path returns the path the handle was opened with.
 func (m *RWMutex) Path() string { return m.path }
 
-// File returns the open lock file, through which the lock's holder may read
-// and write content. All handles of the process on the same file share this
-// *os.File and its offset: use ReadAt and WriteAt. On flock(2) platforms,
-// called while the process holds the lock, File returns the descriptor
-// that carries it however the lock was taken (a lock granted after a wait
-// in the kernel is on a descriptor of its own until File moves it, with
-// dup2, onto this one), so a child process that inherits it inherits the
-// lock; the move resets the offset. The caller must not close it (Close the handle
-// instead). File returns nil after Close.
+// Writable reports whether the lock file is open for writing, so that the
+// holder may write through [RWMutex.File]; see [ForWriting]. It reports
+// false after Close.
+func (m *RWMutex) Writable() bool {
+	m.mustBeOpened()
+	if m.state.Load()&closedBit != 0 {
+		return false
+	}
+	e := m.e
+	if m.rm != nil {
+		e = m.rm.heldEntry()
+	}
+	return fileWritable(e.file)
+}
+
+// File returns an open file of the lock file, through which the lock's
+// holder may read and write content (see [RWMutex.Writable]). It is a
+// descriptor of its own, which the package never locks or unlocks through:
+// closing it does not release the lock or disturb any handle, and the next
+// File call returns a new one. Otherwise the package closes it when the
+// process's last handle on the file is closed; File returns nil after Close
+// (and if the process is out of descriptors).
+//
+// All handles of the process on the same file get the same *os.File, with
+// one offset: use ReadAt and WriteAt (or [io.NewSectionReader]), never Seek
+// followed by Read or Write, except under the write lock. For a file
+// replaced as a whole by its writers, see [Update] instead.
+//
+// On flock(2) platforms, called while the process holds the lock, File
+// returns a descriptor of the open file that carries the lock, however the
+// lock was taken (a lock granted after a wait in the kernel is on a
+// descriptor of its own until File moves it, with dup2, onto the file's),
+// so that a child process that inherits it inherits the lock; the move
+// resets the offset. On fcntl platforms (AIX, Solaris, the flock_fcntl
+// tag) the OS releases the process's lock when any descriptor of the file
+// is closed, this one included: there, closing it while the lock is held
+// leaves the lock released for other processes though the handle still
+// counts it held; nothing else goes wrong.
+//
+// With [RemoveOnUnlock] each write lock may be on a new file: File returns
+// the file of the lock the handle holds (or of its next lock, if it holds
+// none), and a file it returned earlier may be of a file that was removed,
+// and is closed once no handle refers to that file any more. Call File
+// again after each acquisition.
 func (m *RWMutex) File() *os.File {
 	m.mustBeOpened()
 	if m.state.Load()&closedBit != 0 {

@@ -32,6 +32,16 @@ func mustOpen(t testing.TB, path string, opts ...Option) *RWMutex {
 	return m
 }
 
+// waitingInKernel waits, bounded, until m's file has an OS wait in flight.
+func waitingInKernel(t testing.TB, m *RWMutex) {
+	t.Helper()
+	eventually(t, "a wait is in the kernel", func() bool {
+		m.e.mu.Lock()
+		defer m.e.mu.Unlock()
+		return m.e.waiting()
+	})
+}
+
 // eventually waits, bounded, for cond to hold; cond reads state that other
 // goroutines change, so it is polled rather than signalled.
 func eventually(t testing.TB, what string, cond func() bool) {

@@ -225,9 +225,15 @@ func TestReadOnlyFileSystem(t *testing.T) {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		t.Skipf("cannot remount read-only: %v", err)
 	}
+	if _, err := Open(p, ForWriting()); !errors.Is(err, fs.ErrPermission) || !errors.Is(err, unix.EROFS) {
+		t.Fatalf("Open with ForWriting on a read-only file system = %v; want fs.ErrPermission wrapping EROFS", err)
+	}
 	m, err := Open(p)
 	if err != nil {
 		t.Fatalf("Open on a read-only file system: %v", err)
+	}
+	if m.Writable() {
+		t.Error("Writable() = true on a read-only file system")
 	}
 	defer m.Close()
 	if ok, err := m.TryRLock(); !ok || err != nil {

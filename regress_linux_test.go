@@ -106,11 +106,7 @@ func TestContendedLockOnFile(t *testing.T) {
 			c.must(t, "lock")
 			got := make(chan error, 1)
 			go func() { got <- tc.lock(m) }()
-			eventually(t, "the writer waits in the kernel", func() bool {
-				m.e.mu.Lock()
-				defer m.e.mu.Unlock()
-				return m.e.waiting()
-			})
+			waitingInKernel(t, m)
 			c.must(t, "unlock")
 			if err := <-got; err != nil {
 				t.Fatal(err)

@@ -30,7 +30,7 @@ func TestRemoveOnUnlock(t *testing.T) {
 
 	// b still refers to the removed file; its next lock moves to a new one.
 	b.RLock()
-	if b.File() == first.file {
+	if b.rm.heldEntry() == first {
 		t.Fatal("b holds a read lock on the removed file")
 	}
 	if _, err := os.Stat(p); err != nil {

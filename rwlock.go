@@ -161,6 +161,9 @@ func (r *registryState) dropLocked(e *entry) (gate *entry, err error) {
 		errs = append(errs, e.osUnlock())
 	}
 	errs = append(errs, closeFD(e.fd), e.file.Close())
+	if e.view != nil {
+		e.view.Close() // an error says the caller closed it first
+	}
 	for _, f := range e.spares {
 		errs = append(errs, f.Close())
 	}
@@ -187,6 +190,9 @@ type entry struct {
 	id   fileID
 	file *os.File
 	fd   fd
+	// view is the file that File hands out (see carryingFile), or nil;
+	// guarded by mu.
+	view *os.File
 
 	// readers is the number of admitted readers, minus readerBias while the
 	// fast path is closed. The fast path is open exactly when the OS shared
@@ -227,15 +233,24 @@ type entry struct {
 	gateOf int
 }
 
-// carryingFile returns e's file, having moved the process's lock onto its
-// descriptor if a wait got the lock through another (see lockOnFile).
+// carryingFile returns the file that File hands out for e: e's view, a
+// descriptor of its own on the open file that carries the process's lock,
+// made (or made again, if its caller closed it) as needed. The package
+// never locks, unlocks or closes a file through the view until e is
+// closed, so closing it cannot release a lock (except on fcntl platforms,
+// where closing any descriptor of the file does) nor leave e's own
+// descriptor number to be reused by another file. It returns nil if the
+// descriptor cannot be made.
 func (e *entry) carryingFile() *os.File {
 	e.mu.Lock()
-	if e.held != unlocked {
-		lockOnFile(e.fd)
+	defer e.mu.Unlock()
+	moved := e.held != unlocked && lockOnFile(e.fd)
+	view, err := viewFile(e.file, e.view, moved)
+	if err != nil {
+		return nil
 	}
-	e.mu.Unlock()
-	return e.file
+	e.view = view
+	return view
 }
 
 // waiting reports whether an OS wait is in flight. e.mu must be held.

@@ -35,7 +35,7 @@ func separateWait(fd fd, mode lockMode) bool { return false }
 func waitGranted(fd fd, mode lockMode) {}
 
 // lockOnFile has nothing to move: the lock is where unlockFile releases it.
-func lockOnFile(fd fd) {}
+func lockOnFile(fd fd) bool { return false }
 
 func closeFD(fd fd) error { return nil }
 

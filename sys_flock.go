@@ -27,7 +27,6 @@ package flock
 import (
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -124,27 +123,21 @@ func waitGranted(fd fd, mode lockMode) {
 }
 
 // lockOnFile moves the lock held onto main if a wait descriptor carries
-// it. It runs under the entry's mutex. If dup2 fails the lock stays where
-// it is, and is released there.
-func lockOnFile(fd fd) {
+// it, and reports whether it did (main then refers to another open file
+// description). It runs under the entry's mutex. If dup2 fails the lock
+// stays where it is, and is released there.
+func lockOnFile(fd fd) bool {
 	if fd.carrier == unlocked {
-		return
+		return false
 	}
 	w := fd.wait[fd.carrier]
-	// dup2 leaves the new descriptor inheritable; hold fork-exec off until
-	// it is close-on-exec again, as the syscall package's own code does.
-	syscall.ForkLock.RLock()
-	err := unix.Dup2(w, fd.main)
-	if err == nil {
-		unix.CloseOnExec(fd.main)
-	}
-	syscall.ForkLock.RUnlock()
-	if err != nil {
-		return
+	if dupOnto(w, fd.main) != nil {
+		return false
 	}
 	unix.Close(w) // main refers to its open file description now
 	fd.wait[fd.carrier] = -1
 	fd.carrier = unlocked
+	return true
 }
 
 func unlockFile(fd fd) error {

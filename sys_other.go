@@ -36,7 +36,11 @@ func separateWait(fd fd, mode lockMode) bool { return false }
 func waitGranted(fd fd, mode lockMode) {}
 
 // lockOnFile has nothing to move: the lock is where unlockFile releases it.
-func lockOnFile(fd fd) {}
+func lockOnFile(fd fd) bool { return false }
+
+func viewFile(f, view *os.File, repoint bool) (*os.File, error) {
+	return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: errors.ErrUnsupported}
+}
 
 func closeFD(fd fd) error { return nil }
 
@@ -44,7 +48,22 @@ func lockFile(fd fd, mode lockMode) error                          { return erro
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return errors.ErrUnsupported }
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
 
+func fileWritable(f *os.File) bool { return false }
+
+func matchFile(f *os.File, like fs.FileInfo) error { return f.Chmod(like.Mode()) }
+func replaceFile(tmp, target string) error         { return os.Rename(tmp, target) }
+func syncDir(dir string) error                     { return nil }
+
+func placeNew(tmp, target string) error {
+	if err := os.Link(tmp, target); err != nil {
+		return err
+	}
+	return os.Remove(tmp)
+}
+
 func syncFile(f *os.File) error { return f.Sync() }
 
 // removeLockFile removes the file at path, for RemoveOnUnlock.
 func removeLockFile(path string) error { return os.Remove(path) }
+
+var errSymlink = errors.New("final path element is a symbolic link (refused with NoFollow)")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,6 +65,9 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 		flag |= unix.O_NOFOLLOW
 	}
 	f, err := open(path, flag, c.perm)
+	if err != nil && c.forWriting && readOnlyWillDo(err) {
+		return nil, fileID{}, refuseReadOnly(path, err)
+	}
 	if err != nil && readOnlyWillDo(err) {
 		f2, err2 := open(path, flag&^(os.O_RDWR|os.O_CREATE), 0)
 		switch {
@@ -104,6 +108,24 @@ func open(path string, flag int, perm fs.FileMode) (*os.File, error) {
 		}
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+}
+
+// refuseReadOnly returns the error of ForWriting for a file that failed to
+// open for writing with err: writeRefusedError if it could be read (asked
+// of access(2), not by opening it: closing a descriptor of a file the
+// process locks would drop the lock on fcntl platforms), else err.
+func refuseReadOnly(path string, err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || unix.Access(path, unix.R_OK) != nil {
+		return err
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: writeRefusedError{pe.Err}}
+}
+
+// fileWritable reports whether f is open for writing.
+func fileWritable(f *os.File) bool {
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
 }
 
 // readOnlyWillDo reports whether opening for writing failed for a reason
@@ -190,3 +212,53 @@ func syncFile(f *os.File) error { return f.Sync() }
 
 // removeLockFile removes the file at path, for RemoveOnUnlock.
 func removeLockFile(path string) error { return os.Remove(path) }
+
+// viewFile returns the descriptor File hands out for f: a duplicate, on f's
+// open file description (so on flock(2) it shares f's lock, and closing it
+// leaves the lock alone), close-on-exec. If view is such a duplicate still
+// open it is returned, made to refer to f's open file description again
+// first if repoint is set (f's was replaced by lockOnFile). The duplicate is
+// reached only through view's own *os.File (Control holds it open), so a
+// view the caller closed, whose number may belong to another file by now,
+// is never touched: a new one replaces it.
+func viewFile(f, view *os.File, repoint bool) (*os.File, error) {
+	if view != nil {
+		if rc, err := view.SyscallConn(); err == nil {
+			var dupErr error
+			ctlErr := rc.Control(func(v uintptr) {
+				if repoint {
+					dupErr = dupOnto(int(f.Fd()), int(v))
+				}
+			})
+			if ctlErr == nil {
+				if dupErr != nil {
+					return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: dupErr}
+				}
+				return view, nil
+			}
+		}
+	}
+	for {
+		nfd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		switch err {
+		case nil:
+			return os.NewFile(uintptr(nfd), f.Name()), nil
+		case unix.EINTR:
+			continue
+		}
+		return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: err}
+	}
+}
+
+// dupOnto makes to refer to from's open file description, close-on-exec.
+// dup2 leaves the new descriptor inheritable; fork-exec is held off until it
+// is close-on-exec again, as the syscall package's own code does.
+func dupOnto(from, to int) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	if err := unix.Dup2(from, to); err != nil {
+		return err
+	}
+	unix.CloseOnExec(to)
+	return nil
+}

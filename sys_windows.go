@@ -84,7 +84,26 @@ func separateWait(h fd, mode lockMode) bool { return false }
 func waitGranted(h fd, mode lockMode) {}
 
 // lockOnFile has nothing to move: the lock is where unlockFile releases it (a lock taken by a blocking wait stays on its overlapped handle, which File does not return).
-func lockOnFile(h fd) {}
+func lockOnFile(h fd) bool { return false }
+
+// viewFile returns the *os.File that File hands out for f: a duplicate of
+// f's handle (the same file object, so closing it leaves alone the lock,
+// which is on another handle anyway), not inheritable. If view is such a
+// duplicate still open it is returned; Windows has no dup2, and nothing
+// moves a lock here, so repoint never applies.
+func viewFile(f, view *os.File, repoint bool) (*os.File, error) {
+	if view != nil {
+		if rc, err := view.SyscallConn(); err == nil && rc.Control(func(uintptr) {}) == nil {
+			return view, nil
+		}
+	}
+	self := windows.CurrentProcess()
+	var h windows.Handle
+	if err := windows.DuplicateHandle(self, windows.Handle(f.Fd()), self, &h, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
+		return nil, &fs.PathError{Op: "DuplicateHandle", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(h), f.Name()), nil
+}
 
 // closeFD has nothing to close: the overlapped handle lives only while a
 // wait or the lock it got needs it.
@@ -183,6 +202,10 @@ func openHandle(path string, c *config) (windows.Handle, fileID, error) {
 	if readOnlyRetry(err) {
 		// If reading is refused too, the first error says why.
 		if h2, err2 := createFile(path, windows.GENERIC_READ, shareAll, windows.OPEN_EXISTING, attrs|link); err2 == nil {
+			if c.forWriting {
+				windows.CloseHandle(h2) // Windows locks are per handle: closing this one drops none
+				return 0, fileID{}, writeRefusedError{err}
+			}
 			h, err, access = h2, nil, windows.GENERIC_READ
 		}
 	}
@@ -524,6 +547,12 @@ func syncFile(f *os.File) error {
 		return nil
 	}
 	return f.Sync()
+}
+
+// fileWritable reports whether f is open for writing.
+func fileWritable(f *os.File) bool {
+	access, err := grantedAccess(windows.Handle(f.Fd()))
+	return err == nil && access&(windows.FILE_WRITE_DATA|windows.FILE_APPEND_DATA) != 0
 }
 
 // syncNeeded decides whether a handle with the granted access needs a

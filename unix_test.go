@@ -102,11 +102,7 @@ func TestCrossProcessHandoff(t *testing.T) {
 		c.must(t, "write "+wait.name)
 		got := make(chan struct{})
 		go func() { wait.lock(); close(got) }()
-		eventually(t, "the wait is in the kernel", func() bool {
-			m.e.mu.Lock()
-			defer m.e.mu.Unlock()
-			return m.e.waiting()
-		})
+		waitingInKernel(t, m)
 		c.must(t, "unlock")
 		<-got
 		if got := c.do("tryrlock"); got != "held" {
@@ -232,17 +228,7 @@ func TestFlockCommandInterop(t *testing.T) {
 	}
 	p := lockPath(t)
 	m := mustOpen(t, p)
-	exit := func(args ...string) int {
-		err := exec.Command(bin, append(args, p, "true")...).Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	}
+	exit := func(args ...string) int { return flockExit(t, p, args...) }
 	m.Lock()
 	if got := exit("-n"); got != 1 {
 		t.Errorf("flock -n while we hold exclusive: exit %d; want 1", got)

@@ -34,11 +34,14 @@ func shellCommand(command string) []string {
 	return []string{"/bin/sh", "-c", command}
 }
 
+// firstFreeFD has no descriptor numbers to predict here.
+func firstFreeFD() int { return -1 }
+
 // execute runs argv as a child and returns its exit status. A lock cannot
 // be handed to a child here (Windows locks belong to the process that took
 // them), so flock holds it while the command runs, whatever inherit and
 // noFork say.
-func (c *cli) execute(argv []string, inherit *os.File, noFork bool) error {
+func (c *cli) execute(argv []string, inherit *os.File, first int, noFork bool) error {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return c.fail(exitUnavailable, "failed to execute %s: %s", argv[0], errText(err))

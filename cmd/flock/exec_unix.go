@@ -41,12 +41,13 @@ func shellCommand(command string) []string {
 
 // execute runs argv, looked up as execvp(3) does, and returns the status
 // flock exits with: the command's, or 128+N if signal N killed it. If
-// inherit is not nil the command inherits it, at the same descriptor
-// number. With noFork the command replaces flock and execute returns only
-// if it could not be executed.
-func (c *cli) execute(argv []string, inherit *os.File, noFork bool) error {
+// inherit is not nil the command inherits its open file, which carries
+// the lock, at descriptor first if that is the lock file's own descriptor
+// (see firstFreeFD), else at inherit's number. With noFork the command
+// replaces flock and execute returns only if it could not be executed.
+func (c *cli) execute(argv []string, inherit *os.File, first int, noFork bool) error {
 	if inherit != nil {
-		if err := setInheritable(inherit); err != nil {
+		if err := setInheritable(inherit, first); err != nil {
 			return c.fail(exitOSErr, "%s: %s", inherit.Name(), errText(err))
 		}
 	}
@@ -136,18 +137,44 @@ func candidates(name string) []string {
 	return list
 }
 
-// setInheritable clears close-on-exec on f, which the flock package opens
-// close-on-exec, so that the command inherits the locked open file.
-func setInheritable(f *os.File) error {
+// setInheritable clears close-on-exec on descriptor first if it is of f's
+// file (the lock file's own descriptor, which shares f's open file), else
+// on f, so that the command inherits the locked open file. The package
+// opens both close-on-exec.
+func setInheritable(f *os.File, first int) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	cerr := rc.Control(func(fd uintptr) {
+		if first >= 0 && sameFile(int(fd), first) {
+			fd = uintptr(first)
+		}
 		_, err = unix.FcntlInt(fd, unix.F_SETFD, 0)
 	})
 	if cerr != nil {
 		return cerr
 	}
 	return err
+}
+
+// firstFreeFD returns the descriptor number the next open gets: the one
+// util-linux's flock(1) locks through, and at which its command inherits
+// the lock. The package's Open of the lock file, which comes next, gets it
+// too; File then returns a descriptor of its own, at another number, of
+// the same open file (the one that carries the lock, once it is held), so
+// the command can inherit the lock at the number util-linux would give.
+func firstFreeFD() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	unix.Close(fd)
+	return fd
+}
+
+// sameFile reports whether descriptors a and b are open on the same file.
+func sameFile(a, b int) bool {
+	var sa, sb unix.Stat_t
+	return unix.Fstat(a, &sa) == nil && unix.Fstat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -139,6 +139,7 @@ func (c *cli) runFile(cfg *config, sigs *signals) error {
 		argv = shellCommand(argv[1])
 	}
 
+	first := firstFreeFD() // the number the lock file's descriptor gets
 	m, err := flock.Open(path)
 	if err != nil {
 		if path == "" {
@@ -172,7 +173,7 @@ func (c *cli) runFile(cfg *config, sigs *signals) error {
 		inherit = m.File()
 	}
 	sigs.commandStarts()
-	return c.execute(argv, inherit, cfg.noFork)
+	return c.execute(argv, inherit, first, cfg.noFork)
 }
 
 // lock takes the lock on m in cfg.mode, waiting as p says.
