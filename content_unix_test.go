@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -192,5 +195,45 @@ func TestUpdateSurvivesKill(t *testing.T) {
 	t.Logf("%d kills; %d of them left a temporary file for the next Update; last version %d", kills, torn, last)
 	if torn == 0 {
 		t.Log("no kill landed while a temporary file existed: the leftover path was not exercised this run")
+	}
+}
+
+// A new file gets perm less the umask; a replaced one keeps its mode; an
+// Update's sidecar beside an existing file is no more open than the file.
+func TestContentModes(t *testing.T) {
+	umask := unix.Umask(0o022)
+	unix.Umask(umask)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "new")
+	if err := WriteFile(p, []byte("x"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o666&^fs.FileMode(umask) {
+		t.Errorf("new file mode %v; want %v (0666 less the umask %03o)", fi.Mode().Perm(), 0o666&^fs.FileMode(umask), umask)
+	}
+	q := filepath.Join(dir, "private")
+	if err := os.WriteFile(q, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(q, 0o640|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(q, []byte("new secret"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(q); fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o640|fs.ModeSetgid {
+		t.Errorf("replaced file mode %v; want its old mode 0640 with setgid kept", fi.Mode())
+	}
+	if err := os.Chmod(q, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(context.Background(), q, func(old []byte) ([]byte, error) { return append(old, '!'), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(q + ".lock"); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("sidecar of a 0600 file: %v, %v; want no access for group or others", fi.Mode(), err)
+	}
+	if fi, _ := os.Stat(q); fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode after Update %v; want 0600", fi.Mode().Perm())
 	}
 }

@@ -257,3 +257,37 @@ func TestReadOnlyFileSystem(t *testing.T) {
 		t.Fatalf("Open of a new file on a read-only file system = %v; want EROFS naming %s", err, q)
 	}
 }
+
+// A read-only bind mount of a writable directory: ForWriting refuses the
+// file there, naming the path; without it the file is locked read-only.
+func TestForWritingReadOnlyBindMount(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "lock"), []byte("data"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount (needs root): %v", err)
+	}
+	defer unix.Unmount(dst, unix.MNT_DETACH)
+	if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot make the bind mount read-only: %v", err)
+	}
+	p := filepath.Join(dst, "lock")
+	_, err := Open(p, ForWriting())
+	var pe *fs.PathError
+	if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &pe) || pe.Path != p || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("Open with ForWriting on a read-only bind mount = %v; want fs.ErrPermission naming %s and saying read-only", err, p)
+	}
+	m, err := Open(p)
+	if err != nil {
+		t.Fatalf("Open on a read-only bind mount: %v", err)
+	}
+	defer m.Close()
+	if m.Writable() {
+		t.Error("Writable() = true on a read-only bind mount")
+	}
+	if ok, err := m.TryRLock(); !ok || err != nil {
+		t.Fatalf("TryRLock = %v, %v", ok, err)
+	}
+	m.RUnlock()
+}
