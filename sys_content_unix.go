@@ -33,13 +33,13 @@ func matchFile(f *os.File, like fs.FileInfo) error {
 
 // replaceFile renames tmp over target, atomically.
 func replaceFile(tmp, target string) error {
-	return ignoringEINTR(func() error { return unix.Rename(tmp, target) })
+	return os.Rename(tmp, target)
 }
 
 // placeNew moves tmp to target unless target exists (EEXIST): a hard link
 // is created only where no name is, and tmp's name then goes.
 func placeNew(tmp, target string) error {
-	if err := ignoringEINTR(func() error { return unix.Link(tmp, target) }); err != nil {
+	if err := os.Link(tmp, target); err != nil {
 		return err
 	}
 	return os.Remove(tmp)

@@ -21,6 +21,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// backendName names the backend, in messages; procLocksType is the kind of
+// lock the kernel reports for its locks (Holder.Kind, /proc/locks).
+const (
+	backendName   = "fcntl"
+	procLocksType = "POSIX"
+)
+
 type fd = int
 
 func sysFD(f *os.File) fd { return int(f.Fd()) }

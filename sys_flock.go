@@ -31,6 +31,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// backendName names the backend, in messages; procLocksType is the kind of
+// lock the kernel reports for its locks (Holder.Kind, /proc/locks).
+const (
+	backendName   = "flock"
+	procLocksType = "FLOCK"
+)
+
 type fd = *flockFD
 
 type flockFD struct {

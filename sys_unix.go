@@ -238,16 +238,18 @@ func viewFile(f, view *os.File, repoint bool) (*os.File, error) {
 			}
 		}
 	}
-	for {
-		nfd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		switch err {
-		case nil:
-			return os.NewFile(uintptr(nfd), f.Name()), nil
-		case unix.EINTR:
-			continue
-		}
+	// dup and then close-on-exec, with fork-exec held off in between, as
+	// the syscall package does: F_DUPFD_CLOEXEC is not on every Unix (AIX).
+	syscall.ForkLock.RLock()
+	nfd, err := unix.Dup(int(f.Fd()))
+	if err == nil {
+		unix.CloseOnExec(nfd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
 }
 
 // dupOnto makes to refer to from's open file description, close-on-exec.
