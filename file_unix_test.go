@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-
 )
 
 // flockExit runs util-linux flock(1) with args on path and returns its exit
