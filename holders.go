@@ -5,9 +5,12 @@ package flock
 // on every platform).
 
 import (
+	"context"
+	"math"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // A Holder is a process that holds the lock on a file, as the kernel
@@ -15,8 +18,9 @@ import (
 type Holder struct {
 	// PID is the holder's process id, as the /proc of the reading process
 	// shows it (Linux) or as fcntl(F_GETLK) returns it. It is -1 where the
-	// kernel does not record one (Linux OFD locks, "OFDLCK") and 0 where
-	// the holder's pid is not visible in the reader's pid namespace.
+	// kernel does not record one (Linux OFD locks, "OFDLCK"; flock(2)
+	// locks on macOS and FreeBSD); any other value the kernel gives, such
+	// as 0, is passed on as it is.
 	PID int
 	// Exclusive is whether the lock is held for writing.
 	Exclusive bool
@@ -49,24 +53,62 @@ type Holder struct {
 //     no Command. F_GETLK does not report the caller's own locks, so this
 //     process's lock, if it holds one, is reported from the package's own
 //     state.
-//   - macOS, iOS, the BSDs, illumos (flock(2) backend), Windows, js, wasip1
-//     and plan9: an error for which errors.Is(err, errors.ErrUnsupported)
-//     holds.
+//   - macOS, iOS and FreeBSD (flock(2) backend): fcntl(F_GETLK) with a
+//     whole-file write-lock probe. Their kernels keep flock(2) and fcntl(2)
+//     locks in one list per file, and F_GETLK reports a flock(2) lock as a
+//     conflict with l_pid -1 (its owner is an open file, not a process):
+//     so Holders reports one holder at most, with PID -1 and Kind "FLOCK"
+//     for a flock(2) lock (flock(1), this package in another process), or
+//     with the pid and Kind "POSIX" for a record lock; no Command. This is
+//     read from the kernel sources (XNU bsd/kern/kern_lockf.c, lf_advlock
+//     and lf_getlock; FreeBSD sys/kern/kern_lockf.c, lf_advlockasync and
+//     lf_getlock) rather than from their documentation, and it is not
+//     tested on those systems by this package's tests. It holds for file
+//     systems that use the kernel's lock list (a file system with locking
+//     of its own, such as a network one, may answer otherwise). F_GETLK
+//     would report this process's own flock(2) lock the same way, so while
+//     this process holds the lock Holders reports that lock only, with
+//     this process's pid, and other readers beside it are not reported.
+//   - NetBSD, OpenBSD, DragonFly BSD, illumos (flock(2) backend), Windows,
+//     js, wasip1 and plan9: an error for which errors.Is(err,
+//     errors.ErrUnsupported) holds. (Whether F_GETLK sees flock(2) locks on
+//     those Unix systems is not established here; on Windows the Restart
+//     Manager lists processes that have a file open, not those that lock
+//     it.)
 //
 // Caveats. A flock(2) lock belongs to an open file description, and the
 // pid the kernel records is the process that took the lock: a child that
 // inherited the descriptor (fork, or exec with the descriptor passed on)
 // keeps the lock after that process exits, and is then the real holder
-// while the reported pid is the one that took it (or a reused one). Pids
-// are as the reading process's /proc shows them: a holder in another pid
-// namespace is reported with its pid in the namespace of that /proc, or 0
-// if it has none there. Linux reads /proc/locks in page-sized read(2)
-// calls: while other processes lock and unlock, a line can be seen twice
-// (holders are deduplicated) or, rarely, missed.
+// while the reported pid is the one that took it (or a reused one), and
+// Command is empty once that process has exited.
+//
+// Pid namespaces (Linux). Pids are those of the pid namespace that the
+// process's /proc was mounted for, which is not always the process's own:
+// a holder in a child pid namespace (a container, "unshare --pid --fork")
+// is reported with its pid as seen from outside it, and a process in a
+// child pid namespace that shares its parent's /proc sees the parent's
+// pids. A process whose /proc belongs to its own child pid namespace
+// ("unshare --pid --fork --mount-proc", a container's /proc) does not see
+// holders outside that namespace at all: the kernel leaves their locks out
+// of /proc/locks, so Holders reports nobody, or only the holders inside,
+// while the lock is held from outside. Mount namespaces change nothing:
+// the file is matched by device and inode. (Measured on Linux 6.18 by
+// this package's tests, which run where they may create namespaces.)
+//
+// Linux reads /proc/locks in page-sized read(2) calls: while other
+// processes lock and unlock, a line can be seen twice (holders are
+// deduplicated) or, rarely, missed.
 //
 // After Close, Holders returns an error wrapping os.ErrClosed. Errors are
 // *fs.PathError naming m's path.
 func (m *RWMutex) Holders() ([]Holder, error) {
+	return m.holders(math.MaxInt)
+}
+
+// holders is Holders, with the command names of the first commands
+// holders only.
+func (m *RWMutex) holders(commands int) ([]Holder, error) {
 	m.mustBeOpened()
 	e := m.pinOpen()
 	if e == nil {
@@ -80,7 +122,95 @@ func (m *RWMutex) Holders() ([]Holder, error) {
 	if err != nil {
 		return nil, m.pathError("holders", err)
 	}
+	for i := range hs {
+		if i < commands {
+			hs[i].Command = holderCommand(hs[i].PID)
+		}
+	}
 	return hs, nil
+}
+
+// ownHolder describes the OS lock this process holds in mode (none if
+// unlocked), for backends whose query does not see, or cannot tell apart,
+// the process's own locks.
+func ownHolder(mode lockMode, kind string) []Holder {
+	if mode == unlocked {
+		return nil
+	}
+	return []Holder{{PID: os.Getpid(), Exclusive: mode == exclusive, Kind: kind}}
+}
+
+// maxNamed is how many holders a lock error names; it bounds the command
+// names read on that path too.
+const maxNamed = 3
+
+// holderLookups counts the holder lookups made for lock errors (for the
+// tests: the paths that succeed must make none).
+var holderLookups atomic.Int64
+
+// withHolders returns err, the error of a lock call through m, with the
+// lock's holders named in its text if err is ctx's own error (the call gave
+// up because ctx ended) and the platform can say who holds the lock. It is
+// called on that failure path only. Whatever the lookup does, the result
+// wraps err, so errors.Is(result, ctx.Err()) holds as it did for err; if
+// the lookup fails or finds nobody, err is returned as it is.
+func (m *RWMutex) withHolders(ctx context.Context, err error) error {
+	if err == nil || ctx == nil || err != ctx.Err() {
+		return err
+	}
+	holderLookups.Add(1)
+	hs, herr := m.holders(maxNamed)
+	if herr != nil || len(hs) == 0 {
+		return err
+	}
+	return &heldError{err: err, holders: hs}
+}
+
+// A heldError is a lock call's error with the holders of the lock that the
+// call gave up waiting for.
+type heldError struct {
+	err     error
+	holders []Holder
+}
+
+func (e *heldError) Unwrap() error { return e.err }
+
+// Error reads, for example,
+//
+//	context deadline exceeded (held by pid 1234 "flock", exclusive)
+//	context canceled (held by pid 10 "a", shared; pid 11 "b", shared; and 2 more)
+func (e *heldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.err.Error())
+	b.WriteString(" (held by ")
+	self := os.Getpid()
+	for i, h := range e.holders {
+		if i == maxNamed {
+			b.WriteString("; and " + strconv.Itoa(len(e.holders)-maxNamed) + " more")
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if h.PID > 0 {
+			b.WriteString("pid " + strconv.Itoa(h.PID))
+		} else {
+			b.WriteString("a process of unknown pid")
+		}
+		if h.Command != "" {
+			b.WriteString(" " + strconv.Quote(h.Command))
+		}
+		if h.PID == self {
+			b.WriteString(" (this process)")
+		}
+		if h.Exclusive {
+			b.WriteString(", exclusive")
+		} else {
+			b.WriteString(", shared")
+		}
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // pinOpen returns the handle's current entry with a reference taken, or nil

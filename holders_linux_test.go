@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,30 +136,51 @@ func TestHoldersFlockCommand(t *testing.T) {
 
 // While another handle of the process locks and unlocks as fast as it can,
 // Holders never fails and reports nobody but this process; once it stops,
-// nobody.
+// nobody. It runs until this process has been seen holding the lock, and
+// not holding it, a number of times each, so that both sides of a release
+// are raced.
 func TestHoldersRacingRelease(t *testing.T) {
 	p := lockPath(t)
 	m, b := mustOpen(t, p), mustOpen(t, p)
-	done := make(chan struct{})
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := 0; i < 2000; i++ {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			b.Lock()
 			b.Unlock()
 		}
 	}()
-	for running := true; running; {
+	held, free := 0, 0
+	deadline := time.After(childTimeout)
+	for held < 50 || free < 50 {
 		select {
-		case <-done:
-			running = false
+		case <-deadline:
+			close(stop)
+			<-done
+			t.Fatalf("in %v, the lock was seen held %d times and free %d times; want 50 each", childTimeout, held, free)
 		default:
 		}
-		for _, h := range mustHolders(t, m) {
+		hs := mustHolders(t, m)
+		for _, h := range hs {
 			if h.PID != os.Getpid() || !h.Exclusive || h.Kind != procLocksType {
+				close(stop)
+				<-done
 				t.Fatalf("phantom holder %+v", h)
 			}
 		}
+		if len(hs) > 0 {
+			held++
+		} else {
+			free++
+		}
 	}
+	close(stop)
+	<-done
 	if got := mustHolders(t, m); len(got) != 0 {
 		t.Fatalf("Holders after the last Unlock = %+v; want none", got)
 	}
@@ -204,5 +228,235 @@ func TestHoldersLongProcLocks(t *testing.T) {
 	c.must(t, "lock")
 	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c.cmd.Process.Pid || !got[0].Exclusive {
 		t.Fatalf("Holders = %+v; want child %d, exclusive", got, c.cmd.Process.Pid)
+	}
+}
+
+func init() {
+	childRoles["holders"] = holdersMain
+}
+
+// holdersMain prints the holders of the lock on FLOCK_TEST_PATH, one
+// "PID exclusive|shared KIND" line each, then "end", and exits; a failure
+// is printed "err MESSAGE".
+func holdersMain() {
+	m, err := Open(os.Getenv("FLOCK_TEST_PATH"), NoCreate())
+	if err != nil {
+		fmt.Println("err", err)
+		os.Exit(1)
+	}
+	defer m.Close()
+	hs, err := m.Holders()
+	if err != nil {
+		fmt.Println("err", err)
+		return
+	}
+	for _, h := range hs {
+		mode := "shared"
+		if h.Exclusive {
+			mode = "exclusive"
+		}
+		fmt.Println(h.PID, mode, h.Kind)
+	}
+	fmt.Println("end")
+}
+
+// namespaces returns the unshare(1) to run, skipping t (with the reason)
+// unless this process may create the namespaces args ask for.
+func namespaces(t *testing.T, args ...string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("creating namespaces with unshare(1) needs root; euid is %d", os.Geteuid())
+	}
+	path, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("no unshare(1): %v", err)
+	}
+	if out, err := exec.Command(path, append(args, "true")...).CombinedOutput(); err != nil {
+		t.Skipf("unshare %v is not allowed here: %v: %s", args, err, out)
+	}
+	return path
+}
+
+// childCommand is the test binary in role on path, run through unshare
+// with args.
+func childCommand(unshare, role, path string, args ...string) *exec.Cmd {
+	cmd := exec.Command(unshare, append(args, os.Args[0], "-test.run=^$")...)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, "FLOCK_TEST_PATH="+path,
+		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	return cmd
+}
+
+// onlyChild returns the pid of the one child of process pid.
+func onlyChild(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Skipf("cannot tell unshare's child: %v", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		t.Fatalf("unshare (pid %d) has children %q; want one", pid, f)
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A holder in a child pid namespace (with a /proc of its own) is reported
+// with its pid in ours, as the kernel translates it for our /proc.
+func TestHoldersPidNamespaceHolder(t *testing.T) {
+	args := []string{"--pid", "--fork", "--mount-proc"}
+	unshare := namespaces(t, args...)
+	p := lockPath(t)
+	m := mustOpen(t, p)
+	c := startCommand(t, childCommand(unshare, "locker", p, args...))
+	c.must(t, "lock")
+	pid := onlyChild(t, c.cmd.Process.Pid)
+	want := []Holder{{PID: pid, Exclusive: true, Command: testComm(), Kind: procLocksType}}
+	if got := mustHolders(t, m); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Holders with a writer in a child pid namespace = %+v; want %+v (its pid here)", got, want)
+	}
+	c.must(t, "unlock")
+	if got := mustHolders(t, m); len(got) != 0 {
+		t.Fatalf("Holders after its Unlock = %+v; want none", got)
+	}
+}
+
+// Seen from inside a child pid namespace: with its own /proc, a holder
+// outside it is not listed at all (the kernel leaves it out of
+// /proc/locks); sharing our /proc, the holder is listed with its pid here.
+func TestHoldersPidNamespaceReader(t *testing.T) {
+	for _, tt := range []struct {
+		args  []string
+		owner bool // whether the holder is listed
+	}{
+		{[]string{"--pid", "--fork", "--mount-proc"}, false},
+		{[]string{"--pid", "--fork"}, true},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			unshare := namespaces(t, tt.args...)
+			p := lockPath(t)
+			m := mustOpen(t, p)
+			m.Lock()
+			defer m.Unlock()
+			out, err := childCommand(unshare, "holders", p, tt.args...).Output()
+			if err != nil {
+				t.Fatalf("holders child: %v: %s", err, out)
+			}
+			want := "end\n"
+			if tt.owner {
+				want = fmt.Sprintf("%d exclusive %s\n", os.Getpid(), procLocksType) + want
+			}
+			if string(out) != want {
+				t.Errorf("Holders in unshare %v while this process (pid %d) writes: %q; want %q", tt.args, os.Getpid(), out, want)
+			}
+		})
+	}
+}
+
+// A holder in another mount namespace is reported as any other: the file
+// is matched by device and inode.
+func TestHoldersMountNamespace(t *testing.T) {
+	unshare := namespaces(t, "--mount")
+	p := lockPath(t)
+	m := mustOpen(t, p)
+	c := startCommand(t, childCommand(unshare, "locker", p, "--mount"))
+	c.must(t, "rlock")
+	want := []Holder{{PID: c.cmd.Process.Pid, Command: testComm(), Kind: procLocksType}}
+	if got := mustHolders(t, m); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Holders with a reader in another mount namespace = %+v; want %+v", got, want)
+	}
+	c.must(t, "runlock")
+}
+
+func init() {
+	childRoles["churn"] = churnMain
+}
+
+// churnMain locks and unlocks the file on FLOCK_TEST_PATH as fast as it
+// can from "go" to "stop", then says "done"; it exits at the end of its
+// input.
+func churnMain() {
+	m, err := Open(os.Getenv("FLOCK_TEST_PATH"))
+	if err != nil {
+		fmt.Println("err", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() && in.Text() == "go" {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m.Lock()
+				m.Unlock()
+			}
+		}()
+		in.Scan() // "stop", or the end of the input
+		close(stop)
+		<-done
+		fmt.Println("done")
+	}
+}
+
+// While another process locks and unlocks as fast as it can, with more
+// locks in the system than one read of /proc/locks returns (so that its
+// lines shift between reads), Holders never fails and reports nobody but
+// that process, exclusive; once it has stopped, nobody.
+func TestHoldersRacingReleaseChild(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 200; i++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := lockPath(t)
+	m := mustOpen(t, p)
+	c := startChildRole(t, "churn", p)
+	if err := c.send("go"); err != nil {
+		t.Fatal(err)
+	}
+	// Until the child has been seen holding the lock a number of times,
+	// and not holding it as many: both sides of its every release raced.
+	pid, held, free := c.cmd.Process.Pid, 0, 0
+	deadline := time.After(childTimeout)
+	for held < 50 || free < 50 {
+		select {
+		case line := <-c.lines:
+			t.Fatalf("churning child: %q", line)
+		case <-deadline:
+			t.Fatalf("in %v, the churning child was seen holding the lock %d times and not holding it %d times; want 50 each", childTimeout, held, free)
+		default:
+		}
+		hs := mustHolders(t, m)
+		for _, h := range hs {
+			if h.PID != pid || !h.Exclusive || h.Kind != procLocksType {
+				t.Fatalf("phantom holder %+v; only the child %d, exclusive, holds the lock", h, pid)
+			}
+		}
+		if len(hs) > 0 {
+			held++
+		} else {
+			free++
+		}
+	}
+	if got := c.do("stop"); got != "done" {
+		t.Fatalf("churning child, stopped: %q", got)
+	}
+	if got := mustHolders(t, m); len(got) != 0 {
+		t.Fatalf("Holders after the child's last Unlock = %+v; want none", got)
 	}
 }

@@ -57,7 +57,7 @@ func TestParseProcLocks(t *testing.T) {
 			[]Holder{{PID: 9, Exclusive: true, Kind: "FLOCK"}}},
 		{"inode above 32 bits", "2: FLOCK  ADVISORY  WRITE 8 00:31:4294967297 0 EOF\n", 0, 0x31, 1<<32 + 1,
 			[]Holder{{PID: 8, Exclusive: true, Kind: "FLOCK"}}},
-		{"pid outside the namespace is 0", "1: FLOCK  ADVISORY  WRITE 0 00:2d:42 0 EOF\n", 0, 0x2d, 42,
+		{"pid 0 is passed on", "1: FLOCK  ADVISORY  WRITE 0 00:2d:42 0 EOF\n", 0, 0x2d, 42,
 			[]Holder{{PID: 0, Exclusive: true, Kind: "FLOCK"}}},
 		{"leases and broken lines skipped", "" +
 			"1: LEASE  BREAKING  UNLCK 77 00:2d:42 0 EOF\n" +

@@ -4,11 +4,7 @@ package flock
 
 // Holders on fcntl platforms other than Linux: fcntl(F_GETLK).
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // sysHolders probes the whole file with a write lock: F_GETLK returns one
 // lock that conflicts with it, held by another process, if there is one.
@@ -39,11 +35,5 @@ func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	return hs, nil
 }
 
-// ownHolder describes the OS lock this process holds in mode (none if
-// unlocked), for backends whose query does not see the process's own locks.
-func ownHolder(mode lockMode, kind string) []Holder {
-	if mode == unlocked {
-		return nil
-	}
-	return []Holder{{PID: os.Getpid(), Exclusive: mode == exclusive, Kind: kind}}
-}
+// holderCommand returns "": F_GETLK tells nothing of the holder but its pid.
+func holderCommand(pid int) string { return "" }

@@ -21,13 +21,16 @@ func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	hs := parseProcLocks(data, unix.Major(id.dev), unix.Minor(id.dev), id.ino)
-	for i := range hs {
-		if hs[i].PID > 0 {
-			hs[i].Command = procComm(hs[i].PID)
-		}
+	return parseProcLocks(data, unix.Major(id.dev), unix.Minor(id.dev), id.ino), nil
+}
+
+// holderCommand returns the command name of the holder pid, "" if it has
+// none that can be read (pid 0 or -1 included).
+func holderCommand(pid int) string {
+	if pid <= 0 {
+		return ""
 	}
-	return hs, nil
+	return procComm(pid)
 }
 
 // readProcLocks reads /proc/locks to its end through a large buffer. The

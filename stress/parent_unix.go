@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -456,8 +457,8 @@ func (p *parent) loop(start time.Time, progress io.Writer) {
 			if ops := p.totals().ops; ops != stallOps {
 				stallOps, stallSince = ops, now
 			} else if now.Sub(stallSince) > stallTimeout(p.cfg) {
-				p.violation("no operation completed anywhere for %v: deadlock? lock owners:%s; worker pids:%s",
-					now.Sub(stallSince).Round(time.Millisecond), p.owners(), p.pids())
+				p.violation("no operation completed anywhere for %v: deadlock? lock holders:%s; worker pids:%s",
+					now.Sub(stallSince).Round(time.Millisecond), p.holders(), p.pids())
 				p.stalled = true
 				if tty {
 					fmt.Fprint(progress, "\r\x1b[K")
@@ -620,7 +621,7 @@ func (p *parent) checker(stop <-chan struct{}) {
 				p.violations.Add(1)
 				if reported < 5 {
 					reported++
-					p.note("violation: checker saw %d writers and %d readers inside at once", w, r)
+					p.note("violation: checker saw %d writers and %d readers inside at once; lock holders just after:%s", w, r, p.holders())
 				}
 			}
 		}
@@ -683,8 +684,8 @@ func (p *parent) stopAll() {
 		case <-deadline.C:
 			if !hung {
 				hung = true
-				p.violation("workers did not stop within %v; lock owners:%s; worker pids:%s (stacks on stderr)",
-					timeout, p.owners(), p.pids())
+				p.violation("workers did not stop within %v; lock holders:%s; worker pids:%s (stacks on stderr)",
+					timeout, p.holders(), p.pids())
 			}
 			p.violation("worker %d (pid %d) did not stop: a lock call never returned?%s",
 				w.slot, w.cmd.Process.Pid, p.describeWaits(w.slot))
@@ -711,6 +712,67 @@ func (p *parent) pids() string {
 		if w != nil && !w.reaped {
 			fmt.Fprintf(&b, " %d=%d", w.slot, w.cmd.Process.Pid)
 		}
+	}
+	return b.String()
+}
+
+// holders says who holds the lock on each lock file of the run, as the
+// package's Holders reports it (Linux: every holder from /proc/locks; one
+// at most on macOS and FreeBSD; nothing where it is unsupported), for the
+// stall, deadlock and violation reports: " [pid 123 "stress" (worker 2)
+// exclusive FLOCK]" per holder; in path mode only the files somebody
+// holds, each after its name. It takes no lock and creates no file, and it
+// only reads what the checker goroutine may read too (the witness's
+// atomics and what was set up before the run).
+func (p *parent) holders() string {
+	if !p.cfg.pathMode() {
+		return p.holdersOf(p.lockPath)
+	}
+	var b strings.Builder
+	for _, path := range p.paths {
+		if hs := p.holdersOf(path); hs != " [none]" {
+			b.WriteString(" " + filepath.Base(path) + ":" + hs)
+		}
+	}
+	if b.Len() == 0 {
+		return " [none of the lock files is held]"
+	}
+	return b.String()
+}
+
+// holdersOf is holders for the lock file path.
+func (p *parent) holdersOf(path string) string {
+	h, err := flock.Open(path, flock.NoCreate())
+	if err != nil {
+		return " [" + err.Error() + "]"
+	}
+	defer h.Close()
+	hs, err := h.Holders()
+	if err != nil {
+		return " [" + err.Error() + "]"
+	}
+	if len(hs) == 0 {
+		return " [none]"
+	}
+	var b strings.Builder
+	for _, x := range hs {
+		b.WriteString(" [pid " + strconv.Itoa(x.PID))
+		if x.Command != "" {
+			b.WriteString(" " + strconv.Quote(x.Command))
+		}
+		for i := 0; i < p.m.n; i++ {
+			if x.PID > 0 && p.m.slot(i).pid.Load() == int64(x.PID) {
+				b.WriteString(" (worker " + strconv.Itoa(i) + ")")
+			}
+		}
+		if x.PID == os.Getpid() {
+			b.WriteString(" (the parent)")
+		}
+		mode := " shared "
+		if x.Exclusive {
+			mode = " exclusive "
+		}
+		b.WriteString(mode + x.Kind + "]")
 	}
 	return b.String()
 }
@@ -744,7 +806,7 @@ func (p *parent) finalCheck(initial int64) (int64, error) {
 	}
 	if !ok {
 		if p.cfg.Path == "" {
-			p.finalViolation("the lock is still held after every worker exited")
+			p.finalViolation("the lock is still held after every worker exited; lock holders:%s", p.holders())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

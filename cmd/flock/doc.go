@@ -14,6 +14,7 @@
 //	flock [options] FILE|DIRECTORY COMMAND [ARGUMENT...]
 //	flock [options] FILE|DIRECTORY -c COMMAND
 //	flock [options] FD
+//	flock -H FILE|DIRECTORY
 //
 // The first two forms open FILE, creating it (mode 0666 less the umask) if
 // it does not exist, or DIRECTORY, take the lock, run COMMAND (with -c, the
@@ -45,6 +46,8 @@
 //	-F, --no-fork            replace flock with the command instead of
 //	                         running it as a child (Unix); not with -o
 //	    --verbose            report how long the lock took, or why it failed
+//	-H, --list-holders       list who holds the lock on FILE|DIRECTORY and
+//	                         exit (not in util-linux flock; see below)
 //	-h, --help               print a summary of the usage and exit
 //	-V, --version            print the version and exit
 //
@@ -65,8 +68,37 @@
 // lock" or "flock: timeout while waiting to get lock" on standard error, as
 // util-linux does. Beyond util-linux, when standard error is a terminal and
 // the lock has not been acquired after a second, flock prints "flock:
-// waiting for lock on PATH..." there, once; cron jobs and other scripts whose
-// standard error is a file or a pipe never see it.
+// waiting for lock on PATH (held by pid 4242 backup.sh)..." there, once,
+// naming the holders where the platform can tell (see below); cron jobs and
+// other scripts whose standard error is a file or a pipe never see it.
+//
+// Who holds a lock: "flock -H FILE" (or --list-holders; util-linux flock(1)
+// has no such option, and no option of util-linux 2.38 starts with -H or
+// --l, so no command line util-linux accepts means something else here)
+// takes no lock and runs no command. It prints one line per holder of the
+// lock on FILE or DIRECTORY on standard output,
+//
+//	PID MODE KIND COMMAND
+//
+// for example "4242 exclusive FLOCK backup.sh": MODE is "exclusive" or
+// "shared", KIND the kind of lock as the kernel names it (FLOCK for
+// flock(2), as flock(1) takes; POSIX for fcntl(2) record locks; OFDLCK for
+// Linux open-file-description locks), and COMMAND the holder's command name,
+// which is the rest of the line and may contain spaces; an unknown KIND or
+// COMMAND is "-", and an unknown PID is -1. In a Linux container (a pid
+// namespace with its own /proc), holders outside the container are not
+// listed: the kernel does not show their locks there. It exits 0 if the lock
+// is free (printing nothing), 1 (or the -E value) if it is held, 66 if FILE
+// cannot be opened (it is not created), 65 if the query fails, and 69 where
+// holders cannot be listed. The other options are accepted and ignored,
+// except -h and -V. On Linux every holder is listed, each reader of a shared
+// lock included; on macOS and FreeBSD at most one, and a flock(2) lock with
+// PID -1, as the kernel reports it; on AIX and Solaris at most one, with its
+// pid; elsewhere (NetBSD, OpenBSD, DragonFly BSD, illumos, Windows) the
+// query is not supported. The pid of a flock(2) lock is the process that
+// took it: for "flock FILE COMMAND" that is flock, not COMMAND (which holds
+// the lock too, through the descriptor it inherited). The answer is a
+// snapshot: the lock may have changed hands by the time it is printed.
 //
 // Differences from util-linux flock(1):
 //

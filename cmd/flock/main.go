@@ -34,6 +34,9 @@ func (c *cli) main(args []string) int {
 	if err != nil {
 		return statusOf(err)
 	}
+	if cfg.holders {
+		return statusOf(c.listHolders(cfg))
+	}
 	sigs := catchSignals()
 	if len(cfg.args) == 1 {
 		err = c.runFD(cfg)
@@ -117,14 +120,20 @@ func (c *cli) reportAcquired(cfg *config, start time.Time) {
 }
 
 // waitNotice prints, if standard error is a terminal and the wait lasts
-// more than a second, that flock is waiting for what. It returns a function
-// that cancels the notice.
-func (c *cli) waitNotice(what string) (stop func()) {
+// more than a second, that flock is waiting for what, and for whom if who
+// (not nil) can tell then. It returns a function that cancels the notice.
+func (c *cli) waitNotice(what string, who func() string) (stop func()) {
 	fi, err := os.Stderr.Stat()
 	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return func() {}
 	}
-	t := time.AfterFunc(time.Second, func() { c.warn("waiting for lock on %s...", what) })
+	t := time.AfterFunc(time.Second, func() {
+		var held string
+		if who != nil {
+			held = who()
+		}
+		c.warn("waiting for lock on %s%s...", what, held)
+	})
 	return func() { t.Stop() }
 }
 
@@ -186,7 +195,7 @@ func (c *cli) lock(m *flock.RWMutex, cfg *config, p waitPlan, sigs *signals) err
 		if p.limit > 0 {
 			ctx, cancel = context.WithTimeout(ctx, p.limit)
 		}
-		stop := c.waitNotice(m.Path())
+		stop := c.waitNotice(m.Path(), func() string { return heldBy(m) })
 		err = sigs.wait(ctx, func(ctx context.Context) error {
 			if cfg.mode == modeShared {
 				return m.RLockContext(ctx)
@@ -233,7 +242,7 @@ func (c *cli) runFD(cfg *config) error {
 	start := time.Now()
 	stop := func() {}
 	if !p.nonblock && cfg.mode != modeUnlock {
-		stop = c.waitNotice(fmt.Sprintf("file descriptor %d", n))
+		stop = c.waitNotice(fmt.Sprintf("file descriptor %d", n), nil)
 	}
 	ok, err := lockFD(int(n), cfg.mode, p.nonblock, p.limit)
 	stop()

@@ -24,6 +24,7 @@ type config struct {
 	close    bool     // -o
 	noFork   bool     // -F
 	verbose  bool     // --verbose
+	holders  bool     // -H: list the holders instead of locking
 	args     []string // what follows the options: FD, or FILE and the command
 }
 
@@ -52,6 +53,9 @@ var longOptions = []longOption{
 	{"close", false, 'o'},
 	{"no-fork", false, 'F'},
 	{"verbose", false, optVerbose},
+	// Not in util-linux. No util-linux long option starts with "l", so
+	// no abbreviation util-linux accepts becomes ambiguous.
+	{"list-holders", false, 'H'},
 	{"help", false, 'h'},
 	{"version", false, 'V'},
 }
@@ -63,6 +67,7 @@ var shortOptions = map[byte]bool{
 	's': false, 'e': false, 'x': false, 'u': false, 'n': false,
 	'w': true, 'E': true, 'o': false, 'F': false,
 	'h': false, 'V': false, '?': false,
+	'H': false,
 }
 
 // cli is what flock needs to report errors: its names and output streams.
@@ -230,6 +235,8 @@ func (c *cli) apply(cfg *config, opt byte, arg string) error {
 		cfg.noFork = true
 	case optVerbose:
 		cfg.verbose = true
+	case 'H':
+		cfg.holders = true
 	case 'w':
 		secs, err := parseSeconds(arg)
 		if err != nil {
@@ -287,10 +294,13 @@ Options:
  -c, --command <command>  run <command> with "$SHELL -c"
  -F, --no-fork            replace flock with the command (no -o)
      --verbose            report the time taken, or why the lock failed
+ -H, --list-holders       list who holds the lock on <file>|<directory>
+                          and exit (0 if free, 1 or the -E number if held)
 
  -h, --help               show this help
  -V, --version            show the version
 
 Exit status: the command's; 1 or the -E number if -n or -w fails;
-64 usage, 65 lock error, 66 cannot open, 69 cannot execute.
+64 usage, 65 lock error, 66 cannot open, 69 cannot execute (or, with -H,
+listing holders not supported here).
 `
