@@ -546,15 +546,3 @@ func (p *parent) finalCheckPaths() (int64, error) {
 	}
 	return sum, nil
 }
-
-// owners is lockOwners for every lock file of the run.
-func (p *parent) owners() string {
-	if !p.cfg.pathMode() {
-		return lockOwners(p.lockPath)
-	}
-	s := ""
-	for _, path := range p.paths {
-		s += " " + filepath.Base(path) + ":" + lockOwners(path)
-	}
-	return s
-}
