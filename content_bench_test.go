@@ -61,9 +61,14 @@ func BenchmarkContent4K(b *testing.B) {
 			if err := f.Sync(); err != nil {
 				b.Fatal(err)
 			}
-			if err := syncDir(dir); err != nil {
+			d, err := openDir(dir)
+			if err != nil {
 				b.Fatal(err)
 			}
+			if err := d.sync(); err != nil {
+				b.Fatal(err)
+			}
+			d.close()
 		}
 	})
 }

@@ -309,3 +309,81 @@ func TestUpdateCounterGoroutines(t *testing.T) {
 		t.Fatalf("counter = %d; want %d", n, goroutines*each)
 	}
 }
+
+// fn may change old in place and return it: that is a change, and written.
+func TestUpdateFnModifiesOld(t *testing.T) {
+	p := filepath.Join(tempDir(t), "conf")
+	if err := os.WriteFile(p, []byte("debug=0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Update(context.Background(), p, func(old []byte) ([]byte, error) {
+		old[len("debug=")] = '1'
+		return old, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, p); got != "debug=1\n" {
+		t.Fatalf("content = %q; want the change made in place", got)
+	}
+}
+
+// A done context: fn is not called, nothing is written or created.
+func TestUpdateContextDone(t *testing.T) {
+	dir := tempDir(t)
+	p := filepath.Join(dir, "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Update(ctx, p, func([]byte) ([]byte, error) {
+		t.Error("fn called with a done context")
+		return []byte("x"), nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Update with a done context = %v; want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files made: %v", ents)
+	}
+}
+
+// NoCreate is about the data file: a missing one fails, an existing one
+// without a sidecar yet is updated.
+func TestUpdateNoCreate(t *testing.T) {
+	dir := tempDir(t)
+	p := filepath.Join(dir, "state")
+	add := func(old []byte) ([]byte, error) { return append(old, '+'), nil }
+	if err := Update(context.Background(), p, add, NoCreate()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Update NoCreate of a missing file = %v; want fs.ErrNotExist", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files made: %v", ents)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(context.Background(), p, add, NoCreate()); err != nil {
+		t.Fatalf("Update NoCreate of an existing file: %v", err)
+	}
+	if got := mustRead(t, p); got != "x+" {
+		t.Fatalf("content = %q", got)
+	}
+}
+
+// A name near the length limit: the temporary file's name is cut short,
+// the write succeeds.
+func TestContentLongName(t *testing.T) {
+	dir := tempDir(t)
+	p := filepath.Join(dir, strings.Repeat("n", 250))
+	if err := WriteFile(p, []byte("a"), 0o644); err != nil {
+		t.Fatalf("WriteFile of a 250-byte name: %v", err)
+	}
+	if err := Update(context.Background(), p, func([]byte) ([]byte, error) { return []byte("b"), nil }); err != nil {
+		t.Fatalf("Update of a 250-byte name: %v", err)
+	}
+	if got := mustRead(t, p); got != "b" {
+		t.Fatalf("content = %q", got)
+	}
+	if tmp := leftovers(t, dir); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+}

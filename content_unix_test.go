@@ -3,17 +3,22 @@
 package flock
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +28,7 @@ import (
 func init() {
 	childRoles["updater"] = updaterMain
 	childRoles["rewriter"] = rewriterMain
+	childRoles["writer"] = writerMain
 }
 
 // updaterMain increments the counter in the file FLOCK_TEST_PATH through
@@ -235,5 +241,238 @@ func TestContentModes(t *testing.T) {
 	}
 	if fi, _ := os.Stat(q); fi.Mode().Perm() != 0o600 {
 		t.Errorf("file mode after Update %v; want 0600", fi.Mode().Perm())
+	}
+
+	// A file everyone may only read: whoever may read it may lock its
+	// sidecar, for writing (fcntl locks need a writable descriptor).
+	r := filepath.Join(dir, "readonly")
+	if err := os.WriteFile(r, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(context.Background(), r, func(old []byte) ([]byte, error) { return append(old, 'x'), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(r + ".lock"); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("sidecar of a 0444 file: %v, %v; want 0666, the umask not applied", fi.Mode(), err)
+	}
+
+	// Set-id bits of a new file are kept, as os.WriteFile keeps them.
+	x := filepath.Join(dir, "tool")
+	if err := WriteFile(x, []byte("#!/bin/sh\n"), 0o755|fs.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(x); fi.Mode()&fs.ModeSetuid == 0 {
+		t.Errorf("new file mode %v; want set-uid kept", fi.Mode())
+	}
+
+	// The sidecar of another user's file is that user's, so that the
+	// owner can lock it after root did.
+	if os.Geteuid() != 0 {
+		t.Log("not root: the sidecar's owner is not tested (only root can give a file away)")
+		return
+	}
+	o := filepath.Join(dir, "owned")
+	if err := os.WriteFile(o, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(o, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(context.Background(), o, func(old []byte) ([]byte, error) { return append(old, 'x'), nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{o, o + ".lock"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s is owned by %d:%d; want 65534:65534, the file's owner", filepath.Base(f), st.Uid, st.Gid)
+		}
+	}
+}
+
+// Links are resolved as the kernel resolves them: a relative link's ".."
+// is taken from where the link is, after the directory links before it.
+func TestContentLinksResolvedLikeTheKernel(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{filepath.Join(a, "real"), b} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := filepath.Join(a, "target")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// b/symdir -> a/real; a/real/link -> ../target, which is a/target.
+	if err := os.Symlink(filepath.Join(a, "real"), filepath.Join(b, "symdir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../target", filepath.Join(a, "real", "link")); err != nil {
+		t.Fatal(err)
+	}
+	via := filepath.Join(b, "symdir", "link")
+	if got := mustRead(t, via); got != "old" {
+		t.Fatalf("the kernel reads %q through the link", got)
+	}
+	if err := WriteFile(via, []byte("written"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, target); got != "written" {
+		t.Fatalf("WriteFile through the links: %s has %q", target, got)
+	}
+	if err := Update(context.Background(), via, func(old []byte) ([]byte, error) { return append(old, '+'), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, target); got != "written+" {
+		t.Fatalf("Update through the links: %s has %q", target, got)
+	}
+	if _, err := os.Stat(target + ".lock"); err != nil {
+		t.Errorf("the sidecar is not beside the file: %v", err)
+	}
+	if ents, _ := os.ReadDir(b); len(ents) != 1 {
+		t.Errorf("files made in %s: %v", b, ents)
+	}
+	// Through a name with ".." after a link, too.
+	dotdot := filepath.Join(b, "symdir") + "/../target"
+	if err := WriteFile(dotdot, []byte("dotdot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, target); got != "dotdot" {
+		t.Fatalf("WriteFile of %s: %s has %q", dotdot, target, got)
+	}
+}
+
+// An Update that waited while a directory link on the path was switched
+// reads and writes the file the path leads to once it holds the lock, under
+// that file's lock.
+func TestUpdateFollowsSwitchedDirectoryLink(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, v, "n"), []byte("10"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur := filepath.Join(dir, "cur")
+	if err := os.Symlink("v1", cur); err != nil {
+		t.Fatal(err)
+	}
+	hold := mustOpen(t, filepath.Join(dir, "v1", "n.lock"))
+	hold.Lock()
+	incr := func(old []byte) ([]byte, error) {
+		n, err := strconv.Atoi(string(old))
+		return []byte(strconv.Itoa(n + 1)), err
+	}
+	done := make(chan error)
+	go func() { done <- Update(context.Background(), filepath.Join(cur, "n"), incr) }()
+	eventually(t, "the Update waits for v1's lock", func() bool { return hold.e.queued() == 1 })
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("v2", cur); err != nil {
+		t.Fatal(err)
+	}
+	// v2's lock is held too: the Update must wait for it, not change v2/n
+	// under v1's lock.
+	hold2 := mustOpen(t, filepath.Join(dir, "v2", "n.lock"))
+	hold2.Lock()
+	hold.Unlock()
+	eventually(t, "the Update waits for v2's lock", func() bool { return hold2.e.queued() == 1 })
+	hold2.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, filepath.Join(dir, "v1", "n")); got != "10" {
+		t.Errorf("v1/n = %q; want it untouched", got)
+	}
+	if got := mustRead(t, filepath.Join(dir, "v2", "n")); got != "11" {
+		t.Errorf("v2/n = %q; want 11, read and written under v2's lock", got)
+	}
+}
+
+// writerMain answers each line DATA on stdin with WriteFile(FLOCK_TEST_PATH,
+// DATA) and then Update(FLOCK_TEST_PATH, append DATA): "ok" or "err OP
+// MESSAGE" for each, on one line.
+func writerMain() {
+	path := os.Getenv("FLOCK_TEST_PATH")
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		data := in.Text()
+		var answers []string
+		for _, err := range []error{
+			WriteFile(path, []byte(data), 0o666),
+			Update(context.Background(), path, func(old []byte) ([]byte, error) { return append(old, data...), nil }),
+		} {
+			var pe *fs.PathError
+			switch {
+			case err == nil:
+				answers = append(answers, "ok")
+			case errors.As(err, &pe):
+				answers = append(answers, "err "+pe.Op+" "+err.Error())
+			default:
+				answers = append(answers, "err ? "+err.Error())
+			}
+		}
+		fmt.Println(strings.Join(answers, "; "))
+	}
+}
+
+// A directory the writer may change but not open (mode 0333) cannot be
+// flushed: the write fails before anything is replaced, not after.
+func TestContentUnflushableDirectory(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "d")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(sub, "f")
+	if err := os.WriteFile(p, []byte("old"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=writer", "FLOCK_TEST_PATH="+p, "GORACE=atexit_sleep_ms=0")
+	if os.Geteuid() == 0 {
+		// nobody cannot reach the test binary in the build cache: a copy.
+		exe, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path = filepath.Join(dir, "child.test")
+		if err := os.WriteFile(cmd.Path, exe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Root opens any directory: write as nobody, who owns the files.
+		const nobody = 65534
+		for _, q := range []string{sub, p} {
+			if err := os.Chown(q, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, q := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(q, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	if err := os.Chmod(sub, 0o333); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(sub, 0o755)
+	c := startCommand(t, cmd)
+	got := c.do("new")
+	if strings.Contains(got, "ok") || strings.Contains(got, "err sync") {
+		t.Fatalf("WriteFile; Update in a directory that cannot be opened: %s; want both to fail before replacing", got)
+	}
+	t.Log(got)
+	os.Chmod(sub, 0o755)
+	if got := mustRead(t, p); got != "old" {
+		t.Fatalf("the file was changed by calls that failed: %q", got)
 	}
 }

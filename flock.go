@@ -312,7 +312,10 @@ func (e unsupportedError) Unwrap() error        { return e.err }
 func (e unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // Path returns the path the handle was opened with.
-func (m *RWMutex) Path() string { return m.path }
+func (m *RWMutex) Path() string {
+	m.mustBeOpened()
+	return m.path
+}
 
 // Writable reports whether the lock file is open for writing, so that the
 // holder may write through [RWMutex.File]; see [ForWriting]. It reports
@@ -347,7 +350,9 @@ func (m *RWMutex) Writable() bool {
 // lock was taken (a lock granted after a wait in the kernel is on a
 // descriptor of its own until File moves it, with dup2, onto the file's),
 // so that a child process that inherits it inherits the lock; the move
-// resets the offset. On fcntl platforms (AIX, Solaris, the flock_fcntl
+// resets the offset. To hand the lock to a child, call File after the lock
+// is acquired: a result from before may be of a descriptor that does not
+// carry it. On fcntl platforms (AIX, Solaris, the flock_fcntl
 // tag) the OS releases the process's lock when any descriptor of the file
 // is closed, this one included: there, closing it while the lock is held
 // leaves the lock released for other processes though the handle still
@@ -550,6 +555,7 @@ func (m *RWMutex) unjoin() error {
 // back, through File). With SyncOnUnlock it first flushes the file.
 func (m *RWMutex) Unlock() {
 	if !m.writer.CompareAndSwap(true, false) {
+		m.mustBeOpened()
 		if m.state.Load() >= readUnit {
 			panic("flock: Unlock of RWMutex " + m.path + " locked for reading only (RUnlock releases a read lock)")
 		}
@@ -580,6 +586,10 @@ func (m *RWMutex) RUnlock() {
 func (m *RWMutex) runlockSlow(n int64) {
 	if n < 0 {
 		m.state.Add(readUnit)
+		m.mustBeOpened()
+		if m.writer.Load() {
+			panic("flock: RUnlock of RWMutex " + m.path + " locked for writing (Unlock releases the write lock)")
+		}
 		panic("flock: RUnlock of unlocked RWMutex " + m.path)
 	}
 	var err error
@@ -628,7 +638,10 @@ func (m *RWMutex) keepError(op string, err error) {
 
 // RLocker returns a sync.Locker whose Lock and Unlock call m.RLock and
 // m.RUnlock.
-func (m *RWMutex) RLocker() sync.Locker { return (*rlocker)(m) }
+func (m *RWMutex) RLocker() sync.Locker {
+	m.mustBeOpened()
+	return (*rlocker)(m)
+}
 
 type rlocker RWMutex
 
@@ -644,6 +657,14 @@ func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
 // The lock file stays open while other handles in the process refer to it.
 // Close does not remove the file. It returns the first error that Unlock
 // could not return (from SyncOnUnlock or RemoveOnUnlock), if any.
+//
+// Close refuses rather than unlocking because any goroutine may unlock, as
+// with sync.RWMutex: a lock held through the handle may belong to another
+// goroutine that is still inside its critical section, and releasing it
+// under that goroutine would break exclusion silently, which is worse than
+// a handle kept open. So `defer m.Close()` must not drop the error if the
+// handle may still be locked then: unlock first (defers run last in, first
+// out: defer m.Close() before defer m.Unlock()).
 func (m *RWMutex) Close() error {
 	m.mustBeOpened()
 	for {

@@ -346,7 +346,7 @@ func TestUnlockOfUnlockedPanics(t *testing.T) {
 				if r == nil {
 					t.Fatal("did not panic")
 				}
-				if s, _ := r.(string); !strings.Contains(s, "of unlocked RWMutex") && !strings.Contains(s, "locked for reading only") {
+				if s, _ := r.(string); !strings.Contains(s, "of unlocked RWMutex") && !strings.Contains(s, "locked for reading only") && !strings.Contains(s, "locked for writing") {
 					t.Fatalf("panic %v; want a message saying it was unlocked", r)
 				}
 			}()
@@ -584,10 +584,14 @@ func TestMisuseMessages(t *testing.T) {
 	}
 	var zero RWMutex
 	for name, f := range map[string]func(){
-		"Lock":  zero.Lock,
-		"RLock": zero.RLock,
-		"Close": func() { zero.Close() },
-		"File":  func() { zero.File() },
+		"Lock":    zero.Lock,
+		"RLock":   zero.RLock,
+		"Close":   func() { zero.Close() },
+		"File":    func() { zero.File() },
+		"Unlock":  zero.Unlock,
+		"RUnlock": zero.RUnlock,
+		"Path":    func() { zero.Path() },
+		"RLocker": func() { zero.RLocker() },
 	} {
 		if msg := panics("zero "+name, f); !strings.Contains(msg, "without Open") {
 			t.Errorf("zero RWMutex %s panicked with %q; want it to say it needs Open", name, msg)
@@ -598,5 +602,12 @@ func TestMisuseMessages(t *testing.T) {
 	if msg := panics("Unlock of a read-locked handle", m.Unlock); !strings.Contains(msg, "RUnlock") {
 		t.Errorf("Unlock while holding a read lock panicked with %q; want a hint at RUnlock", msg)
 	}
+	m.RUnlock()
+	m.Lock()
+	if msg := panics("RUnlock of a write-locked handle", m.RUnlock); !strings.Contains(msg, "(Unlock") {
+		t.Errorf("RUnlock while holding the write lock panicked with %q; want a hint at Unlock", msg)
+	}
+	m.Unlock()
+	m.RLock()
 	m.RUnlock()
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,9 +211,26 @@ func TestNoDescriptorLeak(t *testing.T) {
 	}
 }
 
+// privateMounts moves the test's goroutine, on a thread of its own, into a
+// mount namespace of its own, so that what the test mounts is never seen
+// outside it and goes with the thread even if the test is killed; it skips
+// the test where that is not allowed (it needs CAP_SYS_ADMIN). The thread
+// stays locked: it ends with the test's goroutine, and the runtime starts
+// no thread from a locked one.
+func privateMounts(t *testing.T) {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		t.Skipf("cannot make a mount namespace (needs root): %v", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		t.Skipf("cannot make the mounts private: %v", err)
+	}
+}
+
 // A file on a read-only file system can be locked; creating one there fails
 // with EROFS naming the path.
 func TestReadOnlyFileSystem(t *testing.T) {
+	privateMounts(t)
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
 		t.Skipf("cannot mount a tmpfs to make read-only (needs root): %v", err)
@@ -261,6 +279,7 @@ func TestReadOnlyFileSystem(t *testing.T) {
 // A read-only bind mount of a writable directory: ForWriting refuses the
 // file there, naming the path; without it the file is locked read-only.
 func TestForWritingReadOnlyBindMount(t *testing.T) {
+	privateMounts(t)
 	src, dst := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "lock"), []byte("data"), 0o666); err != nil {
 		t.Fatal(err)

@@ -37,29 +37,43 @@ func replaceFile(tmp, target string) error {
 }
 
 // placeNew moves tmp to target unless target exists (EEXIST): a hard link
-// is created only where no name is, and tmp's name then goes.
+// is created only where no name is, and tmp's name then goes. Once the link
+// exists the file is in place: a failure to remove tmp leaves a temporary
+// file behind, as a writer killed there would, and is no error.
 func placeNew(tmp, target string) error {
 	if err := os.Link(tmp, target); err != nil {
 		return err
 	}
-	return os.Remove(tmp)
+	os.Remove(tmp)
+	return nil
 }
 
-// syncDir flushes the directory dir, so that a rename in it survives a
-// crash. File systems that cannot flush a directory say so with EINVAL or
-// ENOTSUP; nothing more can be done there.
-func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
+// A dirFlusher flushes a directory, so that a rename in it survives a
+// crash.
+type dirFlusher struct{ fd int }
+
+// openDir opens dir for a flush after a rename: before it, so that a
+// directory that cannot be opened fails the write while nothing changed.
+func openDir(dir string) (dirFlusher, error) {
+	for {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return dirFlusher{fd}, err
+		}
 	}
-	defer unix.Close(fd)
-	err = ignoringEINTR(func() error { return unix.Fsync(fd) })
+}
+
+// sync flushes the directory. File systems that cannot flush a directory
+// say so with EINVAL or ENOTSUP; nothing more can be done there.
+func (d dirFlusher) sync() error {
+	err := ignoringEINTR(func() error { return unix.Fsync(d.fd) })
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTSUP) {
 		return nil
 	}
 	return err
 }
+
+func (d dirFlusher) close() { unix.Close(d.fd) }
 
 func ignoringEINTR(call func() error) error {
 	for {

@@ -53,5 +53,9 @@ func moveFile(from, to string, flags uint32) error {
 	}
 }
 
-// syncDir has nothing to do: the move was written through.
-func syncDir(dir string) error { return nil }
+// A dirFlusher has nothing to do here: the move was written through.
+type dirFlusher struct{}
+
+func openDir(dir string) (dirFlusher, error) { return dirFlusher{}, nil }
+func (dirFlusher) sync() error               { return nil }
+func (dirFlusher) close()                    {}

@@ -29,6 +29,10 @@ func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
 }
 
+func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
+	return nil, fileID{}, &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
+}
+
 func separateWait(fd fd, mode lockMode) bool { return false }
 
 // waitGranted has nothing to record: the lock waitFile got is on the
@@ -52,13 +56,19 @@ func fileWritable(f *os.File) bool { return false }
 
 func matchFile(f *os.File, like fs.FileInfo) error { return f.Chmod(like.Mode()) }
 func replaceFile(tmp, target string) error         { return os.Rename(tmp, target) }
-func syncDir(dir string) error                     { return nil }
+
+type dirFlusher struct{}
+
+func openDir(dir string) (dirFlusher, error) { return dirFlusher{}, nil }
+func (dirFlusher) sync() error               { return nil }
+func (dirFlusher) close()                    {}
 
 func placeNew(tmp, target string) error {
 	if err := os.Link(tmp, target); err != nil {
 		return err
 	}
-	return os.Remove(tmp)
+	os.Remove(tmp) // the file is in place: a leftover is no error
+	return nil
 }
 
 func syncFile(f *os.File) error { return f.Sync() }

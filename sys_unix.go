@@ -162,7 +162,25 @@ func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	if err := fstat(like, &st); err != nil {
 		return nil, fileID{}, &fs.PathError{Op: "stat", Path: like.Name(), Err: err}
 	}
-	perm := uint32(st.Mode) & 0o666
+	return createOwned(path, uint32(st.Mode)&0o666, int(st.Uid), int(st.Gid))
+}
+
+// createSidecarOf is createSidecar for a file known by its FileInfo (from
+// os.Stat, so that the file itself is never opened and closed: on fcntl
+// platforms that would drop the process's locks on it), with the
+// permission bits perm instead of the file's.
+func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
+	uid, gid := -1, -1
+	if st, ok := like.Sys().(*syscall.Stat_t); ok {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	return createOwned(path, uint32(perm.Perm()), uid, gid)
+}
+
+// createOwned creates path as createSidecar does, with permission bits
+// perm and, where the process may, owner uid and group gid (-1: the
+// creator's).
+func createOwned(path string, perm uint32, uid, gid int) (*os.File, fileID, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, fs.FileMode(perm))
 	switch {
 	case errors.Is(err, fs.ErrExist):
@@ -181,8 +199,8 @@ func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	// Only a privileged process may give a file away; anyone may give it
 	// to a group it belongs to. Short of both, the sidecar is the
 	// creator's, with the permission bits above.
-	if unix.Fchown(fd, int(st.Uid), int(st.Gid)) != nil {
-		unix.Fchown(fd, -1, int(st.Gid))
+	if uid >= 0 && unix.Fchown(fd, uid, gid) != nil {
+		unix.Fchown(fd, -1, gid)
 	}
 	var own unix.Stat_t
 	if err := fstat(f, &own); err != nil {

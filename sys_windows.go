@@ -119,6 +119,12 @@ func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
 	if st, err := like.Stat(); err == nil && st.Mode().Perm()&0o200 == 0 {
 		perm = 0o444
 	}
+	return createSidecarOf(path, nil, perm)
+}
+
+// createSidecarOf is createSidecar with permission bits perm (only the
+// read-only attribute exists here; like's owner is not copied).
+func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fileID{}, nil

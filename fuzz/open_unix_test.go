@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/go-flock/flock"
+	"golang.org/x/sys/unix"
 )
 
 // Option bits of FuzzOpen's opts argument.
@@ -216,7 +216,7 @@ func newSandbox(t *testing.T) *sandbox {
 	} {
 		must(os.Symlink(target, filepath.Join(sb.box, link)))
 	}
-	must(syscall.Mkfifo(filepath.Join(sb.box, "fifo"), 0o666))
+	must(unix.Mkfifo(filepath.Join(sb.box, "fifo"), 0o666))
 	return sb
 }
 
