@@ -19,6 +19,7 @@ package flock
 //	lockOnFile(fd) bool                      // move the lock held onto the entry's own file, if elsewhere; whether it moved
 //	viewFile(f, view *os.File, repoint bool) (*os.File, error) // the descriptor File hands out: view if still open (re-pointed at f's open file if repoint), else a new duplicate of f
 //	fileWritable(*os.File) bool              // whether the file is open for writing
+//	fileUnlinked(*os.File) bool              // whether the file has no name left (removed since it was opened)
 //	unlockFile(fd) error
 //	closeFD(fd) error                        // close what sysFD and separateWait opened beside the file
 //	syncFile(*os.File) error                 // flush for SyncOnUnlock

@@ -53,6 +53,7 @@ func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error { return erro
 func unlockFile(fd fd) error                                       { return errors.ErrUnsupported }
 
 func fileWritable(f *os.File) bool { return false }
+func fileUnlinked(f *os.File) bool { return false }
 
 func matchFile(f *os.File, like fs.FileInfo) error { return f.Chmod(like.Mode()) }
 func replaceFile(tmp, target string) error         { return os.Rename(tmp, target) }

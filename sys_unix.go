@@ -122,6 +122,14 @@ func refuseReadOnly(path string, err error) error {
 	return &fs.PathError{Op: "open", Path: path, Err: writeRefusedError{pe.Err}}
 }
 
+// fileUnlinked reports whether f's file has no name left: it was removed
+// (or renamed over) since f was opened, which fstat's link count says
+// without a walk of the path.
+func fileUnlinked(f *os.File) bool {
+	var st unix.Stat_t
+	return fstat(f, &st) == nil && st.Nlink == 0
+}
+
 // fileWritable reports whether f is open for writing.
 func fileWritable(f *os.File) bool {
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)

@@ -555,6 +555,18 @@ func syncFile(f *os.File) error {
 	return f.Sync()
 }
 
+// fileUnlinked reports whether f's file has no name left or is being
+// deleted, from FILE_STANDARD_INFO.
+func fileUnlinked(f *os.File) bool {
+	var info struct {
+		AllocationSize, EndOfFile int64
+		NumberOfLinks             uint32
+		DeletePending, Directory  bool
+	}
+	err := windows.GetFileInformationByHandleEx(windows.Handle(f.Fd()), windows.FileStandardInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)))
+	return err == nil && (info.NumberOfLinks == 0 || info.DeletePending)
+}
+
 // fileWritable reports whether f is open for writing.
 func fileWritable(f *os.File) bool {
 	access, err := grantedAccess(windows.Handle(f.Fd()))

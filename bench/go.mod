@@ -8,4 +8,6 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
+require golang.org/x/sync v0.11.0 // indirect
+
 replace github.com/go-flock/flock => ../

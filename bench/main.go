@@ -12,6 +12,9 @@
 //  4. cancellation latency
 //  5. a writer's wait under a reader flood from other processes
 //  6. scale: processes, waiting goroutines, many lock files
+//  7. the Semaphore: uncontended cost, handoff from another process
+//     (against portalocker's BoundedSemaphore), CPU while waiting,
+//     cancellation
 //
 // Usage, from this directory:
 //
@@ -87,6 +90,7 @@ type scenario struct {
 
 var scenarios = []scenario{
 	{1, scenario1}, {2, scenario2}, {3, scenario3}, {4, scenario4}, {5, scenario5}, {6, scenario6},
+	{7, scenario7},
 }
 
 func main() {

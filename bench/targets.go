@@ -14,7 +14,7 @@ import (
 // results collects the figures the targets need; hasN is set when
 // scenario N ran.
 type results struct {
-	has1, has2, has3, has4, has5, has6 bool
+	has1, has2, has3, has4, has5, has6, has7 bool
 
 	// other is the other work on the machine during each scenario, in
 	// cores (see loadWindow).
@@ -33,6 +33,8 @@ type results struct {
 	flood                                      map[string]floodResult
 	waitersN                                   int
 	waitersThreads                             int64
+	semAcquireNs, semMutexNs                   float64
+	semHandoff                                 time.Duration
 }
 
 // handful is how many extra OS threads count as "a handful".
@@ -40,7 +42,7 @@ const handful = 8
 
 func (r *results) targets(cfg *config) *table {
 	t := &table{
-		title:  "Targets (issues #7 and #11), from this run",
+		title:  "Targets (issues #7, #11 and #13), from this run",
 		header: []string{"target", "wanted", "measured", "met?", "load"},
 	}
 	scenarioOf := 0 // the scenario of the rows being added
@@ -101,6 +103,13 @@ func (r *results) targets(cfg *config) *table {
 		scenarioOf = 6
 		atMost(fmt.Sprintf("%d waiting goroutines: extra OS threads", r.waitersN), handful, float64(r.waitersThreads),
 			fmt.Sprintf("a handful (≤ %d)", handful), fmt.Sprint(r.waitersThreads))
+	}
+	if r.has7 {
+		scenarioOf = 7
+		atMost("Semaphore Acquire(1)+Release(1), uncontended ÷ RWMutex Lock+Unlock", 1.25, r.semAcquireNs/r.semMutexNs,
+			"about one lock+unlock (≤ 1.25x)", fmtRatio(r.semAcquireNs/r.semMutexNs))
+		atMost("Semaphore handoff from another process, median", float64(time.Millisecond), float64(r.semHandoff),
+			"kernel wake (≤ 1 ms), not a poll", fmtDur(r.semHandoff))
 	}
 	if r.has5 {
 		scenarioOf = 5

@@ -87,8 +87,17 @@
 // before Open. -unsafe-wrong-entry (testing the checker only) makes workers
 // now and then open the wrong lock file on purpose.
 //
+// # Semaphore mode
+//
+// -semaphore N stress-tests flock.Semaphore instead: the goroutines
+// acquire random weights 1..3 of a semaphore of capacity N (Acquire,
+// Acquire with a random deadline or cancellation, TryAcquire), with
+// -kill, a shared-memory witness of the units held by all workers, and a
+// table with one row per call (see stress/semaphore_unix.go).
+//
 // For example:
 //
+//	go run ./stress -semaphore 5 -kill 2 -duration 5s
 //	go run ./stress -files 4 -churn -duration 5s
 //	go run -race ./stress -files 4 -churn -duration 5s
 //	go run -tags flock_fcntl ./stress -files 4 -churn -prio -remove -duration 5s
@@ -133,6 +142,8 @@ type config struct {
 	Stuck       time.Duration `json:"stuck_ns"`
 	Seed        int64         `json:"seed"`
 	Quiet       bool          `json:"-"`
+	// Semaphore mode (semaphore_unix.go): the capacity, or 0.
+	Semaphore int64 `json:"semaphore,omitempty"`
 	// StopTimeout bounds the workers' shutdown (every blocked call must
 	// then get the lock); longer means deadlocked.
 	StopTimeout time.Duration `json:"stop_timeout_ns"`
@@ -227,6 +238,13 @@ win often. Below the table: the sections run and the counter they advanced,
 readers seen at once, how soon cancelled calls returned, kills, stuck
 calls, errors, violations, messages about them, then PASS or FAIL.
 
+With -semaphore N the goroutines use a flock.Semaphore of capacity N
+instead of a lock: they acquire random weights 1..3 (Acquire, Acquire with
+a random deadline or cancellation, TryAcquire) and release them, while the
+witness counts the units held by all workers together, which must never
+pass N; the table has one row per call (Acquire, Acquire(ctx) with a
+deadline or cancellation, TryAcquire) with the same columns.
+
 Exit status:
   0  PASS: no violation and no error
   1  FAIL: a violation (two holders at once where the lock forbids it, a
@@ -268,6 +286,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "longest time the workers may take to stop at the end; longer is reported as a deadlock")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress output on stderr")
+	fs.Int64Var(&c.Semaphore, "semaphore", 0, "semaphore mode: the goroutines acquire random weights 1..3 of a flock.Semaphore of this capacity instead of locking (see go doc ./stress)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -284,6 +303,9 @@ func main() {
 	if w := os.Getenv(workerEnv); w != "" {
 		os.Exit(workerMain(w))
 	}
+	if w := os.Getenv(semWorkerEnv); w != "" {
+		os.Exit(semWorkerMain(w))
+	}
 	c, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -298,6 +320,9 @@ func main() {
 // runMain runs the parent side and prints the summary; it returns the exit
 // status.
 func runMain(c config, stdout, stderr io.Writer) int {
+	if c.Semaphore != 0 {
+		return runSemaphore(c, stdout, stderr)
+	}
 	// Progress goes to stderr, so that stdout holds the summary alone.
 	progress := stderr
 	if c.Quiet {

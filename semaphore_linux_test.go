@@ -1,0 +1,171 @@
+//go:build linux
+
+package flock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// However many goroutines wait, a process blocks at most one thread per
+// slot in the kernel for them, plus one on the gate for requests of more
+// than one unit; and they are in the lock call (no polling). Cancelling
+// them all leaves no lock held by the process.
+func TestSemaphoreKernelWaitersBounded(t *testing.T) {
+	nr := uintptr(unix.SYS_FLOCK)
+	if backendName == "fcntl" {
+		nr = unix.SYS_FCNTL
+	}
+	const capacity = 3
+	dir := t.TempDir()
+	s := mustOpenSemaphore(t, dir, "b", capacity)
+	c := startChildRole(t, "semaphore", dir, semEnv("b", capacity))
+	c.must(t, "acquire 3")
+	_, before := threadsIn(t, nr)
+
+	const single, double = 50, 5
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, single+double)
+	var wg sync.WaitGroup
+	for i := 0; i < single+double; i++ {
+		n := int64(1)
+		if i >= single {
+			n = 2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Acquire(ctx, n)
+		}()
+	}
+	// capacity units are admitted in the process; those of them queued
+	// for slots have a waiter on every slot.
+	eventually(t, "the slot waits reach the kernel", func() bool {
+		in, _ := threadsIn(t, nr)
+		return in >= capacity
+	})
+	in, after := threadsIn(t, nr)
+	t.Logf("%d goroutines waiting: %d thread(s) in the lock call, threads %d -> %d", single+double, in, before, after)
+	if in > capacity+1 {
+		t.Errorf("%d threads in the lock system call; want at most %d", in, capacity+1)
+	}
+	if after-before > capacity+4 {
+		t.Errorf("threads went from %d to %d with %d waiting goroutines", before, after, single+double)
+	}
+	cancel()
+	wg.Wait()
+	for i := 0; i < single+double; i++ {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter returned %v", err)
+		}
+	}
+	for i := 0; i < capacity; i++ {
+		if got := osLocks(t, s.slots[i].path); len(got) != 0 {
+			t.Errorf("slot %d: this process holds %v after every waiter was cancelled", i, got)
+		}
+	}
+	// The child lets go: the waits still in the kernel are granted and
+	// released by the package, and the slots are free for the child again.
+	c.must(t, "release 3")
+	for i := 0; i < capacity; i++ {
+		waitIdle(t, s.slots[i].m.e)
+	}
+	if got := c.do("try 3"); got != "ok" {
+		t.Fatalf("child TryAcquire(3) after the abandoned waits ended = %s", got)
+	}
+}
+
+// threadsOfIn counts the threads of process pid in system call nr.
+func threadsOfIn(pid int, nr uintptr) int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, _ := os.ReadDir(dir)
+	n := 0
+	for _, task := range tasks {
+		b, _ := os.ReadFile(dir + task.Name() + "/syscall")
+		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.FormatUint(uint64(nr), 10) {
+			n++
+		}
+	}
+	return n
+}
+
+// With the gate held by another process's weighted request, a process's
+// weighted requests wait on the gate (one thread) and its single-unit
+// requests on the slots (one thread each): capacity+1 at most.
+func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
+	nr := uintptr(unix.SYS_FLOCK)
+	if backendName == "fcntl" {
+		nr = unix.SYS_FCNTL
+	}
+	const capacity = 3
+	dir := t.TempDir()
+	s := mustOpenSemaphore(t, dir, "g", capacity)
+	holder := startChildRole(t, "semaphore", dir, semEnv("g", capacity))
+	holder.must(t, "acquire 3")
+	gated := startChildRole(t, "semaphore", dir, semEnv("g", capacity))
+	if err := gated.send("acquire 2"); err != nil {
+		t.Fatal(err)
+	}
+	// It holds the gate once it waits for slots: a wait in the kernel on
+	// each of them.
+	eventually(t, "the other process waits for slots holding the gate", func() bool {
+		return threadsOfIn(gated.cmd.Process.Pid, nr) >= capacity
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// One weighted request (another would queue in the process's FIFO, and
+	// the single-unit requests behind it), then single-unit ones: one of
+	// them gets the last unit of the process.
+	const double, single = 1, 50
+	errs := make(chan error, double+single)
+	var wg sync.WaitGroup
+	start := func(count int, n int64) {
+		for i := 0; i < count; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.Acquire(ctx, n)
+			}()
+		}
+	}
+	start(double, 2)
+	eventually(t, "a weighted request waits for the gate in the kernel", func() bool {
+		in, _ := threadsIn(t, nr)
+		return in >= 1
+	})
+	start(single, 1)
+	eventually(t, "the single-unit request waits on every slot", func() bool {
+		in, _ := threadsIn(t, nr)
+		return in >= capacity+1
+	})
+	in, all := threadsIn(t, nr)
+	t.Logf("%d goroutines waiting: %d thread(s) in the lock call, %d threads", double+single, in, all)
+	if in > capacity+1 {
+		t.Errorf("%d threads in the lock system call; want at most %d", in, capacity+1)
+	}
+	cancel()
+	wg.Wait()
+	for i := 0; i < double+single; i++ {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter returned %v", err)
+		}
+	}
+	holder.must(t, "release 3")
+	if got := gated.recv(); got != "ok" {
+		t.Fatalf("the gated process's Acquire(2) = %s", got)
+	}
+	gated.must(t, "release 2")
+	for i := 0; i < capacity; i++ {
+		waitIdle(t, s.slots[i].m.e)
+	}
+	waitIdle(t, s.gate.e)
+}
