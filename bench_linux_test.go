@@ -106,15 +106,15 @@ func BenchmarkHandoff(b *testing.B) {
 			c := startChildRole(b, "holder", p)
 			lat := make([]time.Duration, 0, b.N)
 			for i := 0; i < b.N; i++ {
-				c.must(b, "l")
+				c.Must(b, "l")
 				got := make(chan int64)
 				go func() { w.lock(); got <- time.Now().UnixNano() }()
 				waitBlocked(b, m, w.name == "RawFlock")
-				if err := c.send("u"); err != nil {
+				if err := c.Send("u"); err != nil {
 					b.Fatal(err)
 				}
 				t1 := <-got
-				t0, err := strconv.ParseInt(c.recv(), 10, 64)
+				t0, err := strconv.ParseInt(c.Recv(), 10, 64)
 				if err != nil {
 					b.Fatal(err)
 				}

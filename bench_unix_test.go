@@ -15,8 +15,8 @@ func BenchmarkCancel(b *testing.B) {
 	p := lockPath(b)
 	m := mustOpen(b, p)
 	c := startChild(b, p)
-	c.must(b, "lock")
-	defer c.must(b, "unlock")
+	c.Must(b, "lock")
+	defer c.Must(b, "unlock")
 	lat := make([]time.Duration, 0, b.N)
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -78,12 +78,12 @@ func TestUpdateCounterProcesses(t *testing.T) {
 					fmt.Sprintf("FLOCK_TEST_UPDATES=%d %d", goroutines, each), "FLOCK_TEST_OPTS="+opts))
 			}
 			for _, c := range children {
-				if err := c.send("go"); err != nil {
+				if err := c.Send("go"); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for _, c := range children {
-				if got := c.recv(); got != "ok" {
+				if got := c.Recv(); got != "ok" {
 					t.Fatalf("updater: %s", got)
 				}
 			}
@@ -165,13 +165,13 @@ func TestUpdateSurvivesKill(t *testing.T) {
 	last, torn := 0, 0
 	for i := 0; i < kills; i++ {
 		c := startChildRole(t, "rewriter", p)
-		if got := c.recv(); got != "running" {
+		if got := c.Recv(); got != "running" {
 			t.Fatalf("rewriter: %s", got)
 		}
 		// The moment of the kill is the scenario, not a synchronisation:
 		// anywhere within a few rewrites.
 		time.Sleep(time.Duration(rng.Intn(4000)) * time.Microsecond)
-		c.kill()
+		c.Kill()
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatalf("kill %d: reading the file: %v", i, err)
@@ -466,7 +466,7 @@ func TestContentUnflushableDirectory(t *testing.T) {
 	}
 	defer os.Chmod(sub, 0o755)
 	c := startCommand(t, cmd)
-	got := c.do("new")
+	got := c.Do("new")
 	if strings.Contains(got, "ok") || strings.Contains(got, "err sync") {
 		t.Fatalf("WriteFile; Update in a directory that cannot be opened: %s; want both to fail before replacing", got)
 	}

@@ -33,7 +33,7 @@ func TestWindowsFileCloseKeepsLock(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock after File().Close() while we hold: %s; want held", got)
 	}
 	winRawHeld(t, path, "after File().Close()")
@@ -48,6 +48,6 @@ func TestWindowsFileCloseKeepsLock(t *testing.T) {
 		t.Fatalf("writing through the new File: %v", err)
 	}
 	m.Unlock()
-	c.must(t, "trylock")
-	c.must(t, "unlock")
+	c.Must(t, "trylock")
+	c.Must(t, "unlock")
 }

@@ -203,15 +203,15 @@ func TestWindowsLongPath(t *testing.T) {
 	}
 	winRawHeld(t, path, "locked through a long path")
 	c := startChild(t, path)
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock through the long path while we hold the lock: %s", got)
 	}
 	m.Unlock()
-	c.must(t, "trylock")
+	c.Must(t, "trylock")
 	if ok, err := m.TryRLock(); ok || err != nil {
 		t.Fatalf("TryRLock while the child holds the lock: %v, %v", ok, err)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	// Relative to the working directory, as os allows: the test's
 	// directory, since the original one may be on another drive (Z: under
 	// Wine, whose temporary directory is on C:).
@@ -428,7 +428,7 @@ func TestWindowsReopenFails(t *testing.T) {
 	}
 	t.Cleanup(func() { reopen = saved })
 
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	for _, lock := range []func(context.Context) error{m.LockContext, m.RLockContext} {
 		ctx, cancel := context.WithCancel(context.Background())
 		res := make(chan error, 1)
@@ -451,21 +451,21 @@ func TestWindowsReopenFails(t *testing.T) {
 		close(got)
 	}()
 	winReopened(t, &calls, m.e)
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	select {
 	case <-got:
 	case <-time.After(childTimeout):
 		t.Fatal("Lock not granted after the child unlocked")
 	}
-	if got := c.do("tryrlock"); got != "held" {
+	if got := c.Do("tryrlock"); got != "held" {
 		t.Fatalf("child tryrlock while we hold the lock: %s", got)
 	}
 	if winCarrier(m.e) != 0 {
 		t.Error("an overlapped handle carries the lock although reopening failed")
 	}
 	m.Unlock()
-	c.must(t, "tryrlock")
-	c.must(t, "runlock")
+	c.Must(t, "tryrlock")
+	c.Must(t, "runlock")
 }
 
 // winReopened waits until a wait on e has tried to reopen the file (calls

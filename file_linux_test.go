@@ -31,25 +31,25 @@ func TestContendedLockOnFile(t *testing.T) {
 			p := lockPath(t)
 			m := mustOpen(t, p)
 			c := startChild(t, p)
-			c.must(t, "lock")
+			c.Must(t, "lock")
 			got := make(chan error, 1)
 			go func() { got <- tc.lock(m) }()
 			waitingInKernel(t, m)
-			c.must(t, "unlock")
+			c.Must(t, "unlock")
 			if err := <-got; err != nil {
 				t.Fatal(err)
 			}
 			if err := unix.Flock(int(m.File().Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 				t.Fatalf("the lock is not on File's descriptor: flock on it = %v", err)
 			}
-			if got := c.do("trylock"); got != "held" {
+			if got := c.Do("trylock"); got != "held" {
 				t.Fatalf("child trylock while we hold = %s", got)
 			}
 			m.Unlock()
-			if got := c.do("trylock"); got != "ok" {
+			if got := c.Do("trylock"); got != "ok" {
 				t.Fatalf("child trylock after Unlock = %s", got)
 			}
-			c.must(t, "unlock")
+			c.Must(t, "unlock")
 		})
 	}
 }
@@ -73,11 +73,11 @@ func TestFileCloseKeepsLock(t *testing.T) {
 			before := m.File() // a view made before the lock moves
 			if viaWait {
 				c := startChild(t, p)
-				c.must(t, "lock")
+				c.Must(t, "lock")
 				got := make(chan struct{})
 				go func() { m.Lock(); close(got) }()
 				waitingInKernel(t, m)
-				c.must(t, "unlock")
+				c.Must(t, "unlock")
 				<-got
 			} else {
 				m.Lock()

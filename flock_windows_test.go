@@ -412,26 +412,26 @@ func TestWindowsTryLockProcesses(t *testing.T) {
 	m := winOpen(t, path)
 	c := startChild(t, path)
 
-	c.must(t, "trylock")
+	c.Must(t, "trylock")
 	if ok, err := m.TryLock(); ok || err != nil {
 		t.Fatalf("TryLock while the child holds the write lock: %v, %v", ok, err)
 	}
 	if ok, err := m.TryRLock(); ok || err != nil {
 		t.Fatalf("TryRLock while the child holds the write lock: %v, %v", ok, err)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 
 	if ok, err := m.TryLock(); !ok || err != nil {
 		t.Fatalf("TryLock after the child unlocked: %v, %v", ok, err)
 	}
 	for _, cmd := range []string{"trylock", "tryrlock"} {
-		if got := c.do(cmd); got != "held" {
+		if got := c.Do(cmd); got != "held" {
 			t.Fatalf("child %s while we hold the write lock: %s", cmd, got)
 		}
 	}
 	m.Unlock()
-	c.must(t, "trylock")
-	c.must(t, "unlock")
+	c.Must(t, "trylock")
+	c.Must(t, "unlock")
 }
 
 // TestWindowsSharedStacking checks that readers stack, in one process on
@@ -462,8 +462,8 @@ func TestWindowsSharedStacking(t *testing.T) {
 		release()
 		t.Error("another handle got the write lock while we read")
 	}
-	c.must(t, "tryrlock")
-	if got := c.do("trylock"); got != "held" {
+	c.Must(t, "tryrlock")
+	if got := c.Do("trylock"); got != "held" {
 		t.Errorf("child trylock while both processes read: %s", got)
 	}
 	if ok, err := m.TryLock(); ok || err != nil {
@@ -472,7 +472,7 @@ func TestWindowsSharedStacking(t *testing.T) {
 
 	m.RUnlock()
 	m2.RUnlock()
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 	if ok, release := winRawLock(t, path, true); ok {
 		release()
 		t.Fatal("the last reader of the process left, but the OS lock went with the first")
@@ -510,19 +510,19 @@ func TestWindowsUnlockOnClose(t *testing.T) {
 		path := filepath.Join(dir, "exit")
 		m := winOpen(t, path)
 		c := startChild(t, path)
-		c.must(t, "lock")
+		c.Must(t, "lock")
 		if ok, err := m.TryLock(); ok || err != nil {
 			t.Fatalf("TryLock while the child holds the lock: %v, %v", ok, err)
 		}
 		// The child exits holding the lock; Windows releases a dead
 		// process's locks when it closes its handles, before the
 		// process counts as exited.
-		if err := c.send("exit"); err != nil {
+		if err := c.Send("exit"); err != nil {
 			t.Fatal(err)
 		}
-		c.stop()
-		if !c.cmd.ProcessState.Success() {
-			t.Fatalf("child: %v", c.cmd.ProcessState)
+		c.Stop()
+		if !c.Cmd.ProcessState.Success() {
+			t.Fatalf("child: %v", c.Cmd.ProcessState)
 		}
 		if ok, err := m.TryLock(); !ok || err != nil {
 			t.Fatalf("TryLock after the holder exited: %v, %v", ok, err)
@@ -603,14 +603,14 @@ func TestWindowsContentAccessible(t *testing.T) {
 		if _, err := other.ReadAt(b, 0); err != nil || string(b) != "written" {
 			t.Fatalf("%s-locked: read through another handle: %q, %v", winModeName(mode), b, err)
 		}
-		c.must(t, "write child")
-		if got := c.do("read"); !strings.HasPrefix(got, "child") {
+		c.Must(t, "write child")
+		if got := c.Do("read"); !strings.HasPrefix(got, "child") {
 			t.Fatalf("%s-locked: child read %q", winModeName(mode), got)
 		}
 		if _, err := m.File().WriteAt([]byte("holder"), 0); err != nil {
 			t.Fatalf("%s-locked: write through File: %v", winModeName(mode), err)
 		}
-		if got := c.do("read"); !strings.HasPrefix(got, "holder") {
+		if got := c.Do("read"); !strings.HasPrefix(got, "holder") {
 			t.Fatalf("%s-locked: child read %q after the holder wrote", winModeName(mode), got)
 		}
 		if mode == exclusive {

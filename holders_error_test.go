@@ -48,9 +48,9 @@ func TestHoldersInLockError(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	hs := holdersOrSkip(t, m)
-	pid := c.cmd.Process.Pid
+	pid := c.Cmd.Process.Pid
 	if len(hs) != 1 || runtime.GOOS == "linux" && hs[0].PID != pid {
 		t.Fatalf("Holders with the child writer = %+v; want the child, pid %d", hs, pid)
 	}
@@ -86,8 +86,8 @@ func TestHoldersInLockError(t *testing.T) {
 	}
 
 	// The child reading: a writer's error says shared.
-	c.must(t, "unlock")
-	c.must(t, "rlock")
+	c.Must(t, "unlock")
+	c.Must(t, "rlock")
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err = m.LockContext(ctx)
@@ -95,7 +95,7 @@ func TestHoldersInLockError(t *testing.T) {
 	if w := strings.Replace(want, "exclusive", "shared", 1); !strings.HasSuffix(err.Error(), w) {
 		t.Errorf("LockContext error with a child reader %q; want it to end %q", err, w)
 	}
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 }
 
 // ctxAfter returns a context that ends d from now, cancelled at the end of
@@ -154,7 +154,7 @@ func TestHoldersNotOnFastPaths(t *testing.T) {
 		m.Unlock()
 	}
 	// Contended: TryLock gives up, LockContext waits and gets it.
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	if ok, err := m.TryLock(); ok || err != nil {
 		t.Fatalf("TryLock of a held lock: %v, %v", ok, err)
 	}
@@ -163,7 +163,7 @@ func TestHoldersNotOnFastPaths(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- m.LockContext(ctx) }()
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	if err := <-got; err != nil {
 		t.Fatalf("contended LockContext: %v", err)
 	}

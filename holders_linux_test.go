@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,12 +45,12 @@ func TestHoldersChildExclusive(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "lock")
-	want := []Holder{{PID: c.cmd.Process.Pid, Exclusive: true, Command: testComm(), Kind: procLocksType}}
+	c.Must(t, "lock")
+	want := []Holder{{PID: c.Cmd.Process.Pid, Exclusive: true, Command: testComm(), Kind: procLocksType}}
 	if got := mustHolders(t, m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Holders with a child writer = %+v; want %+v", got, want)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	if got := mustHolders(t, m); len(got) != 0 {
 		t.Fatalf("Holders after the child's Unlock = %+v; want none", got)
 	}
@@ -61,11 +61,11 @@ func TestHoldersThreeReaders(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c1, c2 := startChild(t, p), startChild(t, p)
-	c1.must(t, "rlock")
-	c2.must(t, "rlock")
+	c1.Must(t, "rlock")
+	c2.Must(t, "rlock")
 	m.RLock()
 	var want []Holder
-	for _, pid := range []int{os.Getpid(), c1.cmd.Process.Pid, c2.cmd.Process.Pid} {
+	for _, pid := range []int{os.Getpid(), c1.Cmd.Process.Pid, c2.Cmd.Process.Pid} {
 		want = append(want, Holder{PID: pid, Command: testComm(), Kind: procLocksType})
 	}
 	sort.Slice(want, func(i, j int) bool { return want[i].PID < want[j].PID })
@@ -73,11 +73,11 @@ func TestHoldersThreeReaders(t *testing.T) {
 		t.Fatalf("Holders with three readers = %+v; want %+v", got, want)
 	}
 	m.RUnlock()
-	c1.must(t, "runlock")
-	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c2.cmd.Process.Pid {
-		t.Fatalf("Holders with one reader left = %+v; want child %d", got, c2.cmd.Process.Pid)
+	c1.Must(t, "runlock")
+	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c2.Cmd.Process.Pid {
+		t.Fatalf("Holders with one reader left = %+v; want child %d", got, c2.Cmd.Process.Pid)
 	}
-	c2.must(t, "runlock")
+	c2.Must(t, "runlock")
 	if got := mustHolders(t, m); len(got) != 0 {
 		t.Fatalf("Holders after every RUnlock = %+v; want none", got)
 	}
@@ -97,32 +97,14 @@ func TestHoldersFlockCommand(t *testing.T) {
 		if shared {
 			args = []string{"-s", p, "cat"}
 		}
-		cmd := exec.Command(path, args...)
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		c := testproc.Start(t, exec.Command(path, args...))
 		// flock(1) runs cat only once it holds the lock: an echo says so.
-		out := bufio.NewReader(stdout)
-		fmt.Fprintln(stdin, "held")
-		if line, err := out.ReadString('\n'); err != nil || line != "held\n" {
-			stdin.Close()
-			cmd.Wait()
-			t.Fatalf("flock %v cat: %q, %v", args, line, err)
+		if got := c.Do("held"); got != "held" {
+			t.Fatalf("flock %v cat: %s", args, got)
 		}
-		want := []Holder{{PID: cmd.Process.Pid, Exclusive: !shared, Command: "flock", Kind: "FLOCK"}}
+		want := []Holder{{PID: c.Cmd.Process.Pid, Exclusive: !shared, Command: "flock", Kind: "FLOCK"}}
 		got := mustHolders(t, m)
-		stdin.Close() // cat exits, and flock(1) with it
-		io.Copy(io.Discard, out)
-		if err := cmd.Wait(); err != nil {
+		if _, err := c.End(); err != nil { // cat exits at the end of its input, and flock(1) with it
 			t.Errorf("flock %v cat: %v", args, err)
 		}
 		if !reflect.DeepEqual(got, want) {
@@ -192,11 +174,11 @@ func TestHoldersRemoveOnUnlock(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p, RemoveOnUnlock())
 	c := startChild(t, p)
-	c.must(t, "rlock")
-	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c.cmd.Process.Pid || got[0].Exclusive {
-		t.Fatalf("Holders with a child reader = %+v; want child %d, shared", got, c.cmd.Process.Pid)
+	c.Must(t, "rlock")
+	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c.Cmd.Process.Pid || got[0].Exclusive {
+		t.Fatalf("Holders with a child reader = %+v; want child %d, shared", got, c.Cmd.Process.Pid)
 	}
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +207,9 @@ func TestHoldersLongProcLocks(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "lock")
-	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c.cmd.Process.Pid || !got[0].Exclusive {
-		t.Fatalf("Holders = %+v; want child %d, exclusive", got, c.cmd.Process.Pid)
+	c.Must(t, "lock")
+	if got := mustHolders(t, m); len(got) != 1 || got[0].PID != c.Cmd.Process.Pid || !got[0].Exclusive {
+		t.Fatalf("Holders = %+v; want child %d, exclusive", got, c.Cmd.Process.Pid)
 	}
 }
 
@@ -312,13 +294,13 @@ func TestHoldersPidNamespaceHolder(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startCommand(t, childCommand(unshare, "locker", p, args...))
-	c.must(t, "lock")
-	pid := onlyChild(t, c.cmd.Process.Pid)
+	c.Must(t, "lock")
+	pid := onlyChild(t, c.Cmd.Process.Pid)
 	want := []Holder{{PID: pid, Exclusive: true, Command: testComm(), Kind: procLocksType}}
 	if got := mustHolders(t, m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Holders with a writer in a child pid namespace = %+v; want %+v (its pid here)", got, want)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	if got := mustHolders(t, m); len(got) != 0 {
 		t.Fatalf("Holders after its Unlock = %+v; want none", got)
 	}
@@ -363,12 +345,12 @@ func TestHoldersMountNamespace(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startCommand(t, childCommand(unshare, "locker", p, "--mount"))
-	c.must(t, "rlock")
-	want := []Holder{{PID: c.cmd.Process.Pid, Command: testComm(), Kind: procLocksType}}
+	c.Must(t, "rlock")
+	want := []Holder{{PID: c.Cmd.Process.Pid, Command: testComm(), Kind: procLocksType}}
 	if got := mustHolders(t, m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Holders with a reader in another mount namespace = %+v; want %+v", got, want)
 	}
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 }
 
 func init() {
@@ -426,16 +408,16 @@ func TestHoldersRacingReleaseChild(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChildRole(t, "churn", p)
-	if err := c.send("go"); err != nil {
+	if err := c.Send("go"); err != nil {
 		t.Fatal(err)
 	}
 	// Until the child has been seen holding the lock a number of times,
 	// and not holding it as many: both sides of its every release raced.
-	pid, held, free := c.cmd.Process.Pid, 0, 0
+	pid, held, free := c.Cmd.Process.Pid, 0, 0
 	deadline := time.After(childTimeout)
 	for held < 50 || free < 50 {
 		select {
-		case line := <-c.lines:
+		case line := <-c.Lines():
 			t.Fatalf("churning child: %q", line)
 		case <-deadline:
 			t.Fatalf("in %v, the churning child was seen holding the lock %d times and not holding it %d times; want 50 each", childTimeout, held, free)
@@ -453,7 +435,7 @@ func TestHoldersRacingReleaseChild(t *testing.T) {
 			free++
 		}
 	}
-	if got := c.do("stop"); got != "done" {
+	if got := c.Do("stop"); got != "done" {
 		t.Fatalf("churning child, stopped: %q", got)
 	}
 	if got := mustHolders(t, m); len(got) != 0 {

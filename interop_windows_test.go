@@ -104,9 +104,9 @@ func TestWindowsGofrsInterop(t *testing.T) {
 			if excl {
 				cmd, release = "trylock", unlock
 			}
-			switch got := p.do(cmd); got {
+			switch got := p.Do(cmd); got {
 			case "ok":
-				return func() { p.must(t, release) }
+				return func() { p.Must(t, release) }
 			case "held":
 				return nil
 			default:

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,19 +99,9 @@ func TestOneOSLockPerProcess(t *testing.T) {
 // threadsIn returns how many threads of this process are in the system call
 // nr, and how many threads it has.
 func threadsIn(t *testing.T, nr uintptr) (in, all int) {
-	tasks, err := os.ReadDir("/proc/self/task")
+	in, all, err := testproc.ThreadsIn(0, nr)
 	if err != nil {
 		t.Skipf("cannot inspect threads: %v", err)
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
-		if err != nil {
-			continue // the thread exited
-		}
-		all++
-		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.FormatUint(uint64(nr), 10) {
-			in++
-		}
 	}
 	return in, all
 }
@@ -125,7 +116,7 @@ func TestOneKernelWaiter(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 
 	// Let the runtime start the threads it keeps anyway.
 	var wg sync.WaitGroup
@@ -133,12 +124,12 @@ func TestOneKernelWaiter(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.RLockContext(context.Background()) }()
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	wg.Wait()
 	for i := 0; i < 8; i++ {
 		m.RUnlock()
 	}
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	_, before := threadsIn(t, nr)
 
 	const waiters = 200
@@ -170,9 +161,9 @@ func TestOneKernelWaiter(t *testing.T) {
 			t.Fatalf("waiter returned %v", err)
 		}
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	waitIdle(t, m.e)
-	if got := c.do("trylock"); got != "ok" {
+	if got := c.Do("trylock"); got != "ok" {
 		t.Fatalf("child trylock after all waiters left = %s", got)
 	}
 }

@@ -9,16 +9,20 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"go.uber.org/goleak"
 )
 
-// Multi-process tests re-execute this test binary with FLOCK_TEST_CHILD set
-// to a role; the child talks to the test over its stdin and stdout.
-const childEnv = "FLOCK_TEST_CHILD"
+// Multi-process tests re-execute this test binary in a role (see
+// internal/testproc); the child talks to the test over its stdin and
+// stdout.
+const childEnv = testproc.RoleEnv
+
+// childTimeout bounds every wait for a child.
+const childTimeout = testproc.Timeout
 
 // childRoles maps a role name to the function a child runs; it must exit.
 var childRoles = map[string]func(){
@@ -26,15 +30,7 @@ var childRoles = map[string]func(){
 }
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		run, ok := childRoles[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-			os.Exit(2)
-		}
-		run()
-		os.Exit(0)
-	}
+	testproc.RunRole(childRoles)
 	code := m.Run()
 	if code == 0 {
 		// Every handle the tests opened is closed, so every entry is gone
@@ -144,17 +140,9 @@ func lockerDo(m *RWMutex, cmd, arg string) string {
 	return "ok"
 }
 
-// A child is a locker process holding its own handle on a lock file.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	once  sync.Once
-}
-
-// childTimeout bounds every wait for a child's answer, so that a broken
-// lock fails the test instead of hanging it.
-const childTimeout = 20 * time.Second
+// A child is a process the test talks to, one line per message (see
+// internal/testproc).
+type child = testproc.Proc
 
 func startChild(t testing.TB, path string) *child {
 	t.Helper()
@@ -165,102 +153,16 @@ func startChild(t testing.TB, path string) *child {
 // as FLOCK_TEST_OPTS.
 func startChildRole(t testing.TB, role, path string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+role, "FLOCK_TEST_PATH="+path)
-	// Under -race a process sleeps a second at exit, unless told not to.
-	cmd.Env = append(cmd.Env, "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	cmd.Env = append(cmd.Env, env...)
-	return startCommand(t, cmd)
+	return startCommand(t, testproc.Command(role, append([]string{"FLOCK_TEST_PATH=" + path}, env...)...))
 }
 
 // startCommand starts cmd as a child that speaks the locker's protocol: a
 // line per command on stdin, a line per answer on stdout, "ready" first.
 func startCommand(t testing.TB, cmd *exec.Cmd) *child {
 	t.Helper()
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			c.lines <- s.Text()
-		}
-		close(c.lines)
-	}()
-	t.Cleanup(c.stop)
-	if got := c.recv(); got != "ready" {
+	c := testproc.Start(t, cmd)
+	if got := c.Recv(); got != "ready" {
 		t.Fatalf("child: %s", got)
 	}
 	return c
-}
-
-// send writes a command without waiting for its answer.
-func (c *child) send(cmd string) error {
-	_, err := io.WriteString(c.stdin, cmd+"\n")
-	return err
-}
-
-// recv returns the child's next answer, or what went wrong instead.
-func (c *child) recv() string {
-	select {
-	case l, ok := <-c.lines:
-		if !ok {
-			return "child exited"
-		}
-		return l
-	case <-time.After(childTimeout):
-		return "child did not answer in time"
-	}
-}
-
-// do sends a command and returns its answer.
-func (c *child) do(cmd string) string {
-	if err := c.send(cmd); err != nil {
-		return "send: " + err.Error()
-	}
-	return c.recv()
-}
-
-// must sends a command that must answer "ok", failing t otherwise.
-func (c *child) must(t testing.TB, cmd string) {
-	t.Helper()
-	if got := c.do(cmd); got != "ok" {
-		t.Fatalf("child %s: %s", cmd, got)
-	}
-}
-
-// kill kills the child with SIGKILL (TerminateProcess on Windows) and reaps it.
-func (c *child) kill() {
-	c.once.Do(func() {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-		for range c.lines {
-		}
-	})
-}
-
-func (c *child) stop() {
-	c.once.Do(func() {
-		c.stdin.Close() // EOF ends the command loop and the process
-		done := make(chan struct{})
-		go func() { c.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(childTimeout):
-			c.cmd.Process.Kill()
-			<-done
-		}
-		for range c.lines {
-		}
-	})
 }

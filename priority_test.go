@@ -54,7 +54,7 @@ func TestWriterPriority(t *testing.T) {
 		floods = append(floods, startChildRole(t, "flood", p, "FLOCK_TEST_OPTS=prio"))
 	}
 	for _, c := range floods {
-		if got := c.recv(); got != "flooding" {
+		if got := c.Recv(); got != "flooding" {
 			t.Fatalf("reader child: %s", got)
 		}
 	}
@@ -69,7 +69,7 @@ func TestWriterPriority(t *testing.T) {
 	t.Logf("writer waited %v under 4 flooding reader processes", time.Since(start))
 	w.Unlock()
 	for _, c := range floods {
-		c.stop()
+		c.Stop()
 	}
 }
 
@@ -85,35 +85,35 @@ func TestWriterPriorityExcludes(t *testing.T) {
 	c := startChildRole(t, "locker", p, "FLOCK_TEST_OPTS=prio")
 	plain := startChild(t, p)
 	a.RLock()
-	if got := c.do("tryrlock"); got != "ok" {
+	if got := c.Do("tryrlock"); got != "ok" {
 		t.Fatalf("child tryrlock while we read = %s", got)
 	}
-	c.must(t, "runlock")
-	if got := c.do("trylock"); got != "held" {
+	c.Must(t, "runlock")
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock while we read = %s", got)
 	}
 	a.RUnlock()
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	// The child's writer holds the gate: our TryRLock fails, as does a
 	// plain process's, and our wait ends when it unlocks.
 	if ok, err := a.TryRLock(); ok || err != nil {
 		t.Fatalf("TryRLock while a priority writer holds = %v, %v", ok, err)
 	}
-	if got := plain.do("tryrlock"); got != "held" {
+	if got := plain.Do("tryrlock"); got != "held" {
 		t.Fatalf("plain child tryrlock while a priority writer holds = %s", got)
 	}
 	done := make(chan error)
 	go func() { done <- a.RLockContext(context.Background()) }()
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock while we read = %s", got)
 	}
 	a.RUnlock()
-	if got := c.do("trylock"); got != "ok" {
+	if got := c.Do("trylock"); got != "ok" {
 		t.Fatalf("child trylock after we left = %s", got)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 }

@@ -58,7 +58,7 @@ func TestGateSharedAcrossEntries(t *testing.T) {
 	// Another process re-creates the file and holds it, so that a waits
 	// for it with the gate (an uncontended writer takes no gate).
 	holder := startChild(t, p)
-	holder.must(t, "lock")
+	holder.Must(t, "lock")
 	got := make(chan error, 1)
 	go func() { got <- a.LockContext(context.Background()) }()
 	eventually(t, "a waits for the new file with the gate", func() bool {
@@ -70,7 +70,7 @@ func TestGateSharedAcrossEntries(t *testing.T) {
 		c := cur.inflight[exclusive]
 		return cur != b.rm.cur && c != nil && c.gateHeld != unlocked
 	})
-	holder.must(t, "unlock")
+	holder.Must(t, "unlock")
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +78,14 @@ func TestGateSharedAcrossEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startChild(t, p+".gate")
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("another process's trylock of the gate while a holds the lock = %s; want held", got)
 	}
 	a.Unlock()
-	if got := c.do("trylock"); got != "ok" {
+	if got := c.Do("trylock"); got != "ok" {
 		t.Fatalf("another process's trylock of the gate after Unlock = %s; want ok", got)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 }
 
 // A gate that can only be opened for reading (here: immutable) still lets
@@ -111,7 +111,7 @@ func TestReadOnlyGate(t *testing.T) {
 	m.Unlock()
 	// One that must wait does: with a read-only gate fcntl cannot take it.
 	c := startChild(t, p)
-	c.must(t, "rlock")
+	c.Must(t, "rlock")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := m.LockContext(ctx)
@@ -123,7 +123,7 @@ func TestReadOnlyGate(t *testing.T) {
 	case !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), g):
 		t.Fatalf("LockContext with a read-only gate while another process reads = %v; want a permission error naming the gate", err)
 	}
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 	waitIdle(t, m.e)
 }
 

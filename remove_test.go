@@ -144,7 +144,7 @@ func TestRemoveOnUnlockProcesses(t *testing.T) {
 		}
 		total := 0
 		for _, c := range children {
-			got := c.recv()
+			got := c.Recv()
 			v, err := strconv.Atoi(strings.TrimPrefix(got, "done "))
 			if err != nil {
 				t.Fatalf("remover child: %s", got)

@@ -23,7 +23,7 @@ func TestWriterInLastReadersWindow(t *testing.T) {
 		c := startChild(t, p)
 		e := r.e
 		r.RLock()
-		c.must(t, "rlock") // another process reads too
+		c.Must(t, "rlock") // another process reads too
 
 		// The first half of the last RUnlock.
 		if n := e.readers.Add(-1); n != 0 {
@@ -57,15 +57,15 @@ func TestWriterInLastReadersWindow(t *testing.T) {
 			}
 		}
 
-		c.must(t, "runlock")
+		c.Must(t, "runlock")
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
-		if got := c.do("tryrlock"); got != "held" {
+		if got := c.Do("tryrlock"); got != "held" {
 			t.Fatalf("child tryrlock while our writer holds = %s", got)
 		}
 		w.Unlock()
-		c.stop()
+		c.Stop()
 	}
 }
 
@@ -190,10 +190,10 @@ func admissionChurn(t *testing.T, perGoroutine bool) {
 		t.Fatalf("entry: %d admitted readers, OS lock %d after every reader left", admitted, held)
 	}
 	c := startChild(t, p)
-	if got := c.do("trylock"); got != "ok" {
+	if got := c.Do("trylock"); got != "ok" {
 		t.Fatalf("another process's trylock after every reader left = %s", got)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 }
 
 // Writers of one process hand the exclusive OS lock on to each other
@@ -232,11 +232,11 @@ func TestHandoffsLetOtherProcessesIn(t *testing.T) {
 	var worst int64
 	for round := 0; round < 5; round++ {
 		before := acquired.Load()
-		if err := c.send("lock"); err != nil {
+		if err := c.Send("lock"); err != nil {
 			t.Fatal(err)
 		}
 		got := make(chan string, 1)
-		go func() { got <- c.recv() }()
+		go func() { got <- c.Recv() }()
 		select {
 		case answer := <-got:
 			if answer != "ok" {
@@ -249,7 +249,7 @@ func TestHandoffsLetOtherProcessesIn(t *testing.T) {
 		if n > worst {
 			worst = n
 		}
-		c.must(t, "unlock")
+		c.Must(t, "unlock")
 	}
 	t.Logf("the process's writers made at most %d acquisitions while the other process waited", worst)
 	if worst > bound {

@@ -5,12 +5,10 @@ package flock
 import (
 	"context"
 	"errors"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +25,7 @@ func TestSemaphoreKernelWaitersBounded(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "b", capacity)
 	c := startChildRole(t, "semaphore", dir, semEnv("b", capacity))
-	c.must(t, "acquire 3")
+	c.Must(t, "acquire 3")
 	_, before := threadsIn(t, nr)
 
 	const single, double = 50, 5
@@ -74,27 +72,13 @@ func TestSemaphoreKernelWaitersBounded(t *testing.T) {
 	}
 	// The child lets go: the waits still in the kernel are granted and
 	// released by the package, and the slots are free for the child again.
-	c.must(t, "release 3")
+	c.Must(t, "release 3")
 	for i := 0; i < capacity; i++ {
 		waitIdle(t, s.slots[i].m.e)
 	}
-	if got := c.do("try 3"); got != "ok" {
+	if got := c.Do("try 3"); got != "ok" {
 		t.Fatalf("child TryAcquire(3) after the abandoned waits ended = %s", got)
 	}
-}
-
-// threadsOfIn counts the threads of process pid in system call nr.
-func threadsOfIn(pid int, nr uintptr) int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
-	tasks, _ := os.ReadDir(dir)
-	n := 0
-	for _, task := range tasks {
-		b, _ := os.ReadFile(dir + task.Name() + "/syscall")
-		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.FormatUint(uint64(nr), 10) {
-			n++
-		}
-	}
-	return n
 }
 
 // With the gate held by another process's weighted request, a process's
@@ -109,15 +93,16 @@ func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "g", capacity)
 	holder := startChildRole(t, "semaphore", dir, semEnv("g", capacity))
-	holder.must(t, "acquire 3")
+	holder.Must(t, "acquire 3")
 	gated := startChildRole(t, "semaphore", dir, semEnv("g", capacity))
-	if err := gated.send("acquire 2"); err != nil {
+	if err := gated.Send("acquire 2"); err != nil {
 		t.Fatal(err)
 	}
 	// It holds the gate once it waits for slots: a wait in the kernel on
 	// each of them.
 	eventually(t, "the other process waits for slots holding the gate", func() bool {
-		return threadsOfIn(gated.cmd.Process.Pid, nr) >= capacity
+		in, _, _ := testproc.ThreadsIn(gated.Cmd.Process.Pid, nr)
+		return in >= capacity
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,11 +144,11 @@ func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
 			t.Fatalf("waiter returned %v", err)
 		}
 	}
-	holder.must(t, "release 3")
-	if got := gated.recv(); got != "ok" {
+	holder.Must(t, "release 3")
+	if got := gated.Recv(); got != "ok" {
 		t.Fatalf("the gated process's Acquire(2) = %s", got)
 	}
-	gated.must(t, "release 2")
+	gated.Must(t, "release 2")
 	for i := 0; i < capacity; i++ {
 		waitIdle(t, s.slots[i].m.e)
 	}

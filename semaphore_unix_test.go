@@ -277,7 +277,7 @@ func TestSemaphoreStressProcesses(t *testing.T) {
 	}
 	var acquired, cancelled, busy int64
 	for p, c := range children {
-		got := c.recv()
+		got := c.Recv()
 		var a, cl, b int64
 		if _, err := fmt.Sscanf(got, "done %d %d %d", &a, &cl, &b); err != nil {
 			t.Fatalf("child %d: %s", p, got)
@@ -288,7 +288,7 @@ func TestSemaphoreStressProcesses(t *testing.T) {
 		acquired, cancelled, busy = acquired+a, cancelled+cl, busy+b
 	}
 	for p, c := range children {
-		if got := c.do("finish"); got != "clean" {
+		if got := c.Do("finish"); got != "clean" {
 			t.Errorf("child %d after Close: %s", p, got)
 		}
 	}
@@ -311,12 +311,12 @@ func TestSemaphoreKilledHolder(t *testing.T) {
 	dir := t.TempDir()
 	holder := startChildRole(t, "semaphore", dir, semEnv("k", 3))
 	prober := startChildRole(t, "semaphore", dir, semEnv("k", 3))
-	holder.must(t, "acquire 3")
-	if got := prober.do("try 1"); got != "held" {
+	holder.Must(t, "acquire 3")
+	if got := prober.Do("try 1"); got != "held" {
 		t.Fatalf("TryAcquire(1) while another process holds all = %s", got)
 	}
-	holder.kill()
-	if got := prober.do("try 3"); got != "ok" {
+	holder.Kill()
+	if got := prober.Do("try 3"); got != "ok" {
 		t.Fatalf("TryAcquire(3) at once after the holder was killed = %s", got)
 	}
 
@@ -328,7 +328,7 @@ func TestSemaphoreKilledHolder(t *testing.T) {
 	waiting := make(chan error)
 	go func() { waiting <- s.Acquire(context.Background(), 3) }()
 	<-queued
-	prober.kill()
+	prober.Kill()
 	if err := <-waiting; err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestSemaphoreCancelledPartial(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "p", 3)
 	c := startChildRole(t, "semaphore", dir, semEnv("p", 3))
-	c.must(t, "acquire 1")
+	c.Must(t, "acquire 1")
 	queued := make(chan *Semaphore, 1)
 	testHookSemQueued = func(s *Semaphore) { queued <- s }
 	defer func() { testHookSemQueued = nil }()
@@ -350,17 +350,17 @@ func TestSemaphoreCancelledPartial(t *testing.T) {
 	<-queued
 	// The parent holds the 2 slots the child does not: the child finds
 	// none free.
-	if got := c.do("try 1"); got != "held" {
+	if got := c.Do("try 1"); got != "held" {
 		t.Fatalf("child TryAcquire(1) while the parent waits holding 2 = %s", got)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Acquire(3) = %v", err)
 	}
-	if got := c.do("try 2"); got != "ok" {
+	if got := c.Do("try 2"); got != "ok" {
 		t.Fatalf("child TryAcquire(2) after the parent's cancelled Acquire = %s: its partial slots are still held", got)
 	}
-	c.must(t, "release 3")
+	c.Must(t, "release 3")
 	// The wait the cancelled Acquire left in the kernel for the child's
 	// slot is adopted (TryAcquire would not wait for it to be released).
 	ctx, cancel = context.WithTimeout(context.Background(), childTimeout)
@@ -383,7 +383,7 @@ func TestSemaphoreWeightedNoDeadlock(t *testing.T) {
 	}
 	for round := 0; round < 30; round++ {
 		for _, c := range children {
-			if err := c.send("cycle 3"); err != nil {
+			if err := c.Send("cycle 3"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -392,7 +392,7 @@ func TestSemaphoreWeightedNoDeadlock(t *testing.T) {
 		}
 		s.Release(4)
 		for _, c := range children {
-			if got := c.recv(); got != "ok" {
+			if got := c.Recv(); got != "ok" {
 				t.Fatalf("round %d: child Acquire(3) = %s", round, got)
 			}
 		}
@@ -405,7 +405,7 @@ func TestSemaphoreSlotFileRemoved(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "r", 1)
 	c := startChildRole(t, "semaphore", dir, semEnv("r", 1))
-	c.must(t, "acquire 1")
+	c.Must(t, "acquire 1")
 	queued := make(chan *Semaphore, 1)
 	testHookSemQueued = func(s *Semaphore) { queued <- s }
 	defer func() { testHookSemQueued = nil }()
@@ -417,7 +417,7 @@ func TestSemaphoreSlotFileRemoved(t *testing.T) {
 	}
 	// The parent's wait is granted on the removed file, which it must
 	// not take for the slot.
-	c.must(t, "release 1")
+	c.Must(t, "release 1")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -426,14 +426,14 @@ func TestSemaphoreSlotFileRemoved(t *testing.T) {
 	}
 	// The child's handle is on the removed file too: it must find the
 	// slot held by the parent, on the new file.
-	if got := c.do("try 1"); got != "held" {
+	if got := c.Do("try 1"); got != "held" {
 		t.Fatalf("child TryAcquire(1) while the parent holds the re-created slot = %s", got)
 	}
 	s.Release(1)
-	if got := c.do("try 1"); got != "ok" {
+	if got := c.Do("try 1"); got != "ok" {
 		t.Fatalf("child TryAcquire(1) after the parent released = %s", got)
 	}
-	c.must(t, "release 1")
+	c.Must(t, "release 1")
 }
 
 // semInteropMain runs FLOCK_TEST_INTEROP="ITERATIONS OUTFILE SEED":
@@ -548,7 +548,7 @@ func TestSemaphorePortalockerInterop(t *testing.T) {
 		pys = append(pys, cmd)
 	}
 	for _, c := range gos {
-		if got := c.recv(); got != "done" {
+		if got := c.Recv(); got != "done" {
 			t.Fatalf("Go participant: %s", got)
 		}
 	}

@@ -5,11 +5,11 @@ package flock
 // Holders on Linux and Android, whichever backend: /proc/locks.
 
 import (
-	"io"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/go-flock/flock/internal/proclocks"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,32 +33,9 @@ func holderCommand(pid int) string {
 	return procComm(pid)
 }
 
-// readProcLocks reads /proc/locks to its end through a large buffer. The
-// file is generated as it is read, and the kernel returns at most about a
-// page of it per read(2) whatever the buffer; a table longer than that
-// comes in several reads, between which other processes' locking can shift
-// lines (parseProcLocks drops the repeats).
-func readProcLocks() ([]byte, error) {
-	f, err := os.Open("/proc/locks")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 0, 64<<10)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		switch {
-		case err == io.EOF:
-			return buf, nil
-		case err != nil:
-			return nil, err
-		}
-	}
-}
+// readProcLocks reads /proc/locks (see proclocks.Read; parseProcLocks
+// drops the lines a multi-read pass shows twice).
+func readProcLocks() ([]byte, error) { return proclocks.Read() }
 
 // procComm returns the command name of process pid, or "" if it cannot be
 // read.

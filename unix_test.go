@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,22 +47,22 @@ func TestCrossProcess(t *testing.T) {
 				m.RLock()
 				release = m.RUnlock
 			}
-			got := c.do(tc.probe)
+			got := c.Do(tc.probe)
 			release()
 			if got != tc.want {
 				t.Fatalf("child %s = %s; want %s", tc.probe, got, tc.want)
 			}
 			if got == "ok" {
-				c.must(t, map[string]string{"trylock": "unlock", "tryrlock": "runlock"}[tc.probe])
+				c.Must(t, map[string]string{"trylock": "unlock", "tryrlock": "runlock"}[tc.probe])
 			}
 			// Released: the child gets an exclusive lock now.
-			if got := c.do("trylock"); got != "ok" {
+			if got := c.Do("trylock"); got != "ok" {
 				t.Fatalf("child trylock after release = %s", got)
 			}
-			c.must(t, "unlock")
+			c.Must(t, "unlock")
 		})
 		t.Run("child "+tc.hold+", we "+tc.probe, func(t *testing.T) {
-			c.must(t, tc.hold)
+			c.Must(t, tc.hold)
 			try, release := m.TryLock, m.Unlock
 			if tc.probe == "tryrlock" {
 				try, release = m.TryRLock, m.RUnlock
@@ -73,7 +74,7 @@ func TestCrossProcess(t *testing.T) {
 			if ok {
 				release()
 			}
-			c.must(t, strings.TrimSuffix(tc.hold, "lock")+"unlock")
+			c.Must(t, strings.TrimSuffix(tc.hold, "lock")+"unlock")
 			if want := tc.want == "ok"; ok != want {
 				t.Fatalf("%s while child holds %s = %v; want %v", tc.probe, tc.hold, ok, want)
 			}
@@ -98,14 +99,14 @@ func TestCrossProcessHandoff(t *testing.T) {
 			}
 		}},
 	} {
-		c.must(t, "lock")
-		c.must(t, "write "+wait.name)
+		c.Must(t, "lock")
+		c.Must(t, "write "+wait.name)
 		got := make(chan struct{})
 		go func() { wait.lock(); close(got) }()
 		waitingInKernel(t, m)
-		c.must(t, "unlock")
+		c.Must(t, "unlock")
 		<-got
-		if got := c.do("tryrlock"); got != "held" {
+		if got := c.Do("tryrlock"); got != "held" {
 			t.Fatalf("%s: child tryrlock while we hold = %s", wait.name, got)
 		}
 		b := make([]byte, len(wait.name))
@@ -123,11 +124,11 @@ func TestChildKilledWhileHolding(t *testing.T) {
 	m := mustOpen(t, p)
 	for _, hold := range []string{"lock", "rlock"} {
 		c := startChild(t, p)
-		c.must(t, hold)
+		c.Must(t, hold)
 		if ok, _ := m.TryLock(); ok {
 			t.Fatalf("TryLock while the child holds %s succeeded", hold)
 		}
-		c.kill()
+		c.Kill()
 		if ok, err := m.TryLock(); !ok || err != nil {
 			t.Fatalf("TryLock after the child holding %s was killed = %v, %v", hold, ok, err)
 		}
@@ -150,7 +151,7 @@ func TestCancelCrossProcessWait(t *testing.T) {
 		{"reader", "lock", m.RLockContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c.must(t, tc.hold)
+			c.Must(t, tc.hold)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 			defer cancel()
 			err := tc.wait(ctx)
@@ -162,12 +163,12 @@ func TestCancelCrossProcessWait(t *testing.T) {
 			if late > time.Second {
 				t.Fatalf("returned %v after the deadline", late)
 			}
-			c.must(t, strings.TrimSuffix(tc.hold, "lock")+"unlock")
+			c.Must(t, strings.TrimSuffix(tc.hold, "lock")+"unlock")
 			waitIdle(t, m.e)
-			if got := c.do("trylock"); got != "ok" {
+			if got := c.Do("trylock"); got != "ok" {
 				t.Fatalf("child trylock after our cancelled wait = %s: the abandoned wait kept the lock", got)
 			}
-			c.must(t, "unlock")
+			c.Must(t, "unlock")
 		})
 	}
 }
@@ -184,7 +185,7 @@ func TestAbandonedWaitAdopted(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -209,9 +210,9 @@ func TestAbandonedWaitAdopted(t *testing.T) {
 	if again != first {
 		t.Fatal("a second OS wait was started instead of adopting the first")
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	<-got
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock = %s while we hold", got)
 	}
 	m.Unlock()
@@ -250,16 +251,8 @@ func TestFlockCommandInterop(t *testing.T) {
 	}
 
 	// flock(1) holds: our tries fail until it exits, a blocked Lock then wins.
-	cmd := exec.Command(bin, p, "-c", "echo held; read x")
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := out.Read(buf); err != nil {
-		t.Fatal(err)
-	}
+	c := testproc.Start(t, exec.Command(bin, p, "-c", "echo held; read x"))
+	c.Expect(t, "held")
 	if ok, err := m.TryLock(); ok || err != nil {
 		t.Errorf("TryLock while flock(1) holds = %v, %v; want false, nil", ok, err)
 	}
@@ -268,9 +261,9 @@ func TestFlockCommandInterop(t *testing.T) {
 	}
 	got := make(chan struct{})
 	go func() { m.Lock(); close(got) }()
-	in.Close()
+	c.CloseStdin()
 	<-got
-	cmd.Wait()
+	c.Stop()
 	m.Unlock()
 }
 
@@ -349,10 +342,10 @@ func TestDirectory(t *testing.T) {
 	m := mustOpen(t, dir)
 	c := startChild(t, dir)
 	m.RLock()
-	if got := c.do("tryrlock"); got != "ok" {
+	if got := c.Do("tryrlock"); got != "ok" {
 		t.Fatalf("child tryrlock on a read-locked directory = %s", got)
 	}
-	c.must(t, "runlock")
+	c.Must(t, "runlock")
 	ok, err := m.TryLock()
 	m.RUnlock()
 	if ok || err != nil {
@@ -367,7 +360,7 @@ func TestDirectory(t *testing.T) {
 	if err := m.LockContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.do("tryrlock"); got != "held" {
+	if got := c.Do("tryrlock"); got != "held" {
 		t.Fatalf("child tryrlock on a write-locked directory = %s", got)
 	}
 	m.Unlock()

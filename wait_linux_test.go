@@ -31,26 +31,26 @@ func TestReaderBesideAbandonedWriterWait(t *testing.T) {
 		done func(t *testing.T, h, r *child)
 	}{
 		{"holder converts to shared",
-			func(t *testing.T, h, r *child) { h.must(t, "s") },
-			func(t *testing.T, h, r *child) { h.do("u") }},
+			func(t *testing.T, h, r *child) { h.Must(t, "s") },
+			func(t *testing.T, h, r *child) { h.Do("u") }},
 		{"holder leaves, other readers inside",
 			func(t *testing.T, h, r *child) {
-				if err := r.send("rlock"); err != nil { // blocks until h leaves
+				if err := r.Send("rlock"); err != nil { // blocks until h leaves
 					t.Fatal(err)
 				}
-				h.do("u")
-				if got := r.recv(); got != "ok" {
+				h.Do("u")
+				if got := r.Recv(); got != "ok" {
 					t.Fatalf("reader process: %s", got)
 				}
 			},
-			func(t *testing.T, h, r *child) { r.must(t, "runlock") }},
+			func(t *testing.T, h, r *child) { r.Must(t, "runlock") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := lockPath(t)
 			m := mustOpen(t, p)
 			h := startChildRole(t, "holder", p)
 			r := startChild(t, p)
-			h.must(t, "l")
+			h.Must(t, "l")
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 			defer cancel()

@@ -16,7 +16,7 @@ func TestAbandonedWriterWaitLetsReadersIn(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)
-	c.must(t, "rlock")
+	c.Must(t, "rlock")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -31,7 +31,7 @@ func TestAbandonedWriterWaitLetsReadersIn(t *testing.T) {
 		if ok {
 			t.Fatal("TryRLock beside an abandoned fcntl wait succeeded")
 		}
-		c.must(t, "runlock")
+		c.Must(t, "runlock")
 		waitIdle(t, m.e)
 		return
 	}
@@ -45,17 +45,17 @@ func TestAbandonedWriterWaitLetsReadersIn(t *testing.T) {
 	}
 	// The other process leaves; the abandoned wait is still blocked by our
 	// own readers and must not take over.
-	c.must(t, "runlock")
-	if got := c.do("trylock"); got != "held" {
+	c.Must(t, "runlock")
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock while we read = %s", got)
 	}
 	m.RUnlock()
 	m.RUnlock()
 	waitIdle(t, m.e)
-	if got := c.do("trylock"); got != "ok" {
+	if got := c.Do("trylock"); got != "ok" {
 		t.Fatalf("child trylock after we left = %s: the abandoned wait kept the lock", got)
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 }
 
 // A writer wait that its caller abandoned lets go of the gate at once:
@@ -66,7 +66,7 @@ func TestAbandonedWaitReleasesGate(t *testing.T) {
 	p := lockPath(t)
 	m := mustOpen(t, p, WriterPriority())
 	c := startChild(t, p) // without the option: not ordered by the gate
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	for _, lock := range []func(context.Context) error{m.LockContext, m.RLockContext, m.LockContext} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		err := lock(ctx)
@@ -76,10 +76,10 @@ func TestAbandonedWaitReleasesGate(t *testing.T) {
 		}
 	}
 	g := startChild(t, p+".gate")
-	if got := g.do("trylock"); got != "ok" {
+	if got := g.Do("trylock"); got != "ok" {
 		t.Fatalf("another process's trylock of the gate after our contexts ended = %s; want ok", got)
 	}
-	g.must(t, "unlock")
-	c.must(t, "unlock")
+	g.Must(t, "unlock")
+	c.Must(t, "unlock")
 	waitIdle(t, m.e)
 }

@@ -48,7 +48,7 @@ func TestWindowsBlockingWait(t *testing.T) {
 
 	for _, mode := range []lockMode{exclusive, shared} {
 		mode := mode
-		c.must(t, "lock")
+		c.Must(t, "lock")
 		got := make(chan struct{})
 		go func() {
 			if mode == exclusive {
@@ -63,13 +63,13 @@ func TestWindowsBlockingWait(t *testing.T) {
 			t.Fatalf("%s lock granted while the child holds the write lock", winModeName(mode))
 		default:
 		}
-		c.must(t, "unlock")
+		c.Must(t, "unlock")
 		select {
 		case <-got:
 		case <-time.After(childTimeout):
 			t.Fatalf("%s lock not granted after the child unlocked", winModeName(mode))
 		}
-		if got := c.do("trylock"); got != "held" {
+		if got := c.Do("trylock"); got != "held" {
 			t.Fatalf("child trylock while we hold the %s lock: %s", winModeName(mode), got)
 		}
 		if mode == exclusive {
@@ -91,7 +91,7 @@ func TestWindowsLockContextCancel(t *testing.T) {
 	path := filepath.Join(winTempDir(t), "lock")
 	m := winOpen(t, path)
 	c := startChild(t, path)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 
 	for _, mode := range []lockMode{exclusive, shared} {
 		lock := m.LockContext
@@ -130,7 +130,7 @@ func TestWindowsLockContextCancel(t *testing.T) {
 			t.Fatalf("after cancelled waits: OS lock %s, overlapped handle %#x", winModeName(held), carrier)
 		}
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	// Nothing was left waiting to take the lock now.
 	winRawFree(t, path, "after the cancelled waits")
 }
@@ -158,7 +158,7 @@ func TestWindowsWaitAbandon(t *testing.T) {
 		}
 	}
 
-	c.must(t, "lock")
+	c.Must(t, "lock")
 	for _, mode := range []lockMode{exclusive, shared} {
 		abandon := make(chan struct{})
 		res := wait(mode, abandon)
@@ -170,17 +170,17 @@ func TestWindowsWaitAbandon(t *testing.T) {
 			t.Fatal("an abandoned wait kept its overlapped handle")
 		}
 	}
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	winRawFree(t, path, "after abandoned waits")
 
 	// The child's release and the abandonment race: either outcome is
 	// right as long as it is reported truthfully.
 	var granted, abandoned int
 	for i := 0; i < 5; i++ {
-		c.must(t, "lock")
+		c.Must(t, "lock")
 		abandon := make(chan struct{})
 		res := wait(exclusive, abandon)
-		c.must(t, "unlock")
+		c.Must(t, "unlock")
 		close(abandon)
 		switch err := result(res); err {
 		case nil:
@@ -210,7 +210,7 @@ func TestWindowsOverlappedWait(t *testing.T) {
 	path := filepath.Join(winTempDir(t), "lock")
 	h := winBackend(t, path)
 	c := startChild(t, path)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 
 	carrier, err := reopenOverlapped(h.file)
 	if err != nil {
@@ -234,7 +234,7 @@ func TestWindowsOverlappedWait(t *testing.T) {
 
 	res := make(chan error, 1)
 	go func() { res <- waitFile(h, exclusive, nil) }()
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	select {
 	case err := <-res:
 		if err != nil {
@@ -247,14 +247,14 @@ func TestWindowsOverlappedWait(t *testing.T) {
 		t.Fatalf("the granted wait's lock is not on an overlapped handle (%#x)", h.carrier)
 	}
 	winRawHeld(t, path, "granted to the overlapped wait")
-	if got := c.do("trylock"); got != "held" {
+	if got := c.Do("trylock"); got != "held" {
 		t.Fatalf("child trylock while our wait holds the lock: %s", got)
 	}
 	if err := unlockFile(h); err != nil {
 		t.Fatal(err)
 	}
-	c.must(t, "trylock")
-	c.must(t, "unlock")
+	c.Must(t, "trylock")
+	c.Must(t, "unlock")
 }
 
 // TestWindowsUntrackedWaitFallback checks that where overlapped lock
@@ -267,7 +267,7 @@ func TestWindowsUntrackedWaitFallback(t *testing.T) {
 	path := filepath.Join(winTempDir(t), "lock")
 	h := winBackend(t, path)
 	c := startChild(t, path)
-	c.must(t, "lock")
+	c.Must(t, "lock")
 
 	carrier, err := reopenOverlapped(h.file)
 	if err != nil {
@@ -302,7 +302,7 @@ func TestWindowsUntrackedWaitFallback(t *testing.T) {
 	}
 
 	go func() { res <- waitFile(h, exclusive, nil) }()
-	c.must(t, "unlock")
+	c.Must(t, "unlock")
 	select {
 	case err := <-res:
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,19 +116,11 @@ func openFDs() int {
 // threadsInSyscall counts this process's threads that are in system call
 // nr now (blocked in it, for a blocking call).
 func threadsInSyscall(nr uintptr) int {
-	tasks, err := os.ReadDir("/proc/self/task")
+	in, _, err := testproc.ThreadsIn(0, nr)
 	if err != nil {
 		return -1
 	}
-	want := []byte(strconv.FormatUint(uint64(nr), 10) + " ")
-	n := 0
-	for _, t := range tasks {
-		b, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/syscall")
-		if bytes.HasPrefix(b, want) {
-			n++
-		}
-	}
-	return n
+	return in
 }
 
 func threadsInFlock() int { return threadsInSyscall(unix.SYS_FLOCK) }

@@ -2,29 +2,20 @@ package fuzz
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-flock/flock"
+	"github.com/go-flock/flock/internal/testproc"
 	"go.uber.org/goleak"
 )
 
-// proberEnv, when set, makes the test binary the prober helper process.
-const proberEnv = "FLOCK_FUZZ_PROBER"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(proberEnv) != "" {
-		proberMain()
-		os.Exit(0)
-	}
+	testproc.RunRole(map[string]func(){"prober": proberMain})
 	code := m.Run()
 	stopProber()
 	// While fuzzing, the fuzzing engine's own goroutines may still run.
@@ -103,18 +94,9 @@ func probe(try func() (bool, error), release func()) string {
 	return "0"
 }
 
-// proberTimeout bounds every exchange with the prober, so that a hang
-// fails the test instead of stalling it.
-const proberTimeout = 20 * time.Second
-
 // A prober is the client side: one helper process per test process (that
 // is, per fuzzing worker), started on first use.
-type prober struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	pipe  io.ReadCloser
-	out   *bufio.Reader
-}
+type prober struct{ *testproc.Proc }
 
 var (
 	proberMu  sync.Mutex
@@ -131,21 +113,11 @@ func getProber(t testing.TB) *prober {
 	if theProber != nil {
 		return theProber
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), proberEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	p, err := testproc.StartCommand(testproc.Command("prober"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	theProber = &prober{cmd: cmd, stdin: stdin, pipe: stdout, out: bufio.NewReader(stdout)}
+	theProber = &prober{p}
 	return theProber
 }
 
@@ -154,19 +126,7 @@ func stopProber() {
 	defer proberMu.Unlock()
 	if p := theProber; p != nil {
 		theProber = nil
-		p.stdin.Close()
-		done := make(chan struct{})
-		go func() {
-			io.Copy(io.Discard, p.pipe)
-			p.cmd.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(proberTimeout):
-			p.cmd.Process.Kill()
-			<-done
-		}
+		p.Stop()
 	}
 }
 
@@ -186,23 +146,10 @@ func (p *prober) call(t testing.TB, cmd string) string {
 }
 
 func (p *prober) exchange(cmd string) (string, error) {
-	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
+	if err := p.Send(cmd); err != nil {
 		return "", err
 	}
-	// The pipe is pollable on Unix, so a deadline bounds the read there;
-	// elsewhere the read may block (the test's -timeout then ends it).
-	type deadliner interface{ SetReadDeadline(time.Time) error }
-	if d, ok := p.pipe.(deadliner); ok {
-		d.SetReadDeadline(time.Now().Add(proberTimeout))
-	}
-	line, err := p.out.ReadString('\n')
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("no answer within %v", proberTimeout)
-		}
-		return "", err
-	}
-	return strings.TrimSuffix(line, "\n"), nil
+	return p.Line()
 }
 
 // setFiles makes the prober watch these files.

@@ -307,7 +307,7 @@ func TestSignalWhileRunning(t *testing.T) {
 				if got := probe(t, lock); got != want {
 					t.Errorf("with flock dead and the command running, the lock is %s, want %s", got, want)
 				}
-				c.stdin.Close() // ends the command
+				c.CloseStdin() // ends the command
 				c.expect("done")
 				waitFree(t, lock)
 			})
@@ -343,7 +343,7 @@ func TestCloseBackgroundChild(t *testing.T) {
 				if got := probe(t, lock); got != want {
 					t.Errorf("after flock exited, with its command's background child running, the lock is %s, want %s", got, want)
 				}
-				c.stdin.Close() // ends cat
+				c.CloseStdin() // ends cat
 				waitFree(t, lock)
 			})
 		})

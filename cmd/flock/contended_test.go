@@ -190,7 +190,7 @@ func waitQueued(t *testing.T, c *proc, path string) {
 	t.Helper()
 	waitBlocked(t, path)
 	select {
-	case line, ok := <-c.lines:
+	case line, ok := <-c.Lines():
 		if ok {
 			t.Fatalf("%q ran its command (it printed %q) while another process held the lock", c.cmd.Args, line)
 		}
@@ -311,7 +311,7 @@ func TestContendedBackgroundChild(t *testing.T) {
 						t.Fatalf("flock: %v, want exit 0", st)
 					}
 					checkState(t, lock, tc.want, "after flock exited, with its command's background child running,")
-					c.stdin.Close() // ends cat
+					c.CloseStdin() // ends cat
 					waitFree(t, lock)
 					checkState(t, lock, "free", "after the background child exited")
 				})

@@ -3,12 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-flock/flock/internal/proclocks"
+	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +29,7 @@ import (
 
 const (
 	utilPath = "/usr/bin/flock"
-	bound    = 20 * time.Second // the longest any single step may take
+	bound    = testproc.Timeout // the longest any single step may take
 )
 
 var (
@@ -179,13 +179,12 @@ func run(t *testing.T, bin string, args ...string) result {
 }
 
 // A proc is a running process whose standard input and output are pipes to
-// the test.
+// the test (see internal/testproc), with its standard error kept.
 type proc struct {
+	*testproc.Proc
 	t      *testing.T
 	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string   // standard output, line by line; closed at EOF
-	stderr *bytes.Buffer // complete once lines is closed
+	stderr *bytes.Buffer // complete once the output has ended
 	waited bool
 	res    result
 }
@@ -194,31 +193,15 @@ type proc struct {
 func start(t *testing.T, argv ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 16), stderr: new(bytes.Buffer)}
+	p := &proc{t: t, cmd: cmd, stderr: new(bytes.Buffer)}
 	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
+	var err error
+	if p.Proc, err = testproc.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-	}()
 	t.Cleanup(func() {
 		if !p.waited {
-			p.cmd.Process.Kill()
-			p.stdin.Close()
-			p.wait()
+			p.Kill()
 		}
 	})
 	return p
@@ -227,32 +210,22 @@ func start(t *testing.T, argv ...string) *proc {
 // expect waits for the next line of output and checks it.
 func (p *proc) expect(want string) {
 	p.t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			p.t.Fatalf("%q ended before printing %q: %v", p.cmd.Args, want, p.wait())
-		}
-		if line != want {
-			p.t.Fatalf("%q printed %q, want %q", p.cmd.Args, line, want)
-		}
-	case <-time.After(bound):
-		p.t.Fatalf("%q did not print %q within %v", p.cmd.Args, want, bound)
+	if line := p.line(); line != want {
+		p.t.Fatalf("%q printed %q, want %q", p.cmd.Args, line, want)
 	}
 }
 
 // line returns the next line of output.
 func (p *proc) line() string {
 	p.t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			p.t.Fatalf("%q ended before printing a line: %v", p.cmd.Args, p.wait())
-		}
-		return line
-	case <-time.After(bound):
+	line, err := p.Line()
+	switch err {
+	case testproc.ErrExited:
+		p.t.Fatalf("%q ended before printing a line: %v", p.cmd.Args, p.wait())
+	case testproc.ErrTimeout:
 		p.t.Fatalf("%q printed nothing within %v", p.cmd.Args, bound)
 	}
-	return ""
+	return line
 }
 
 // wait closes the process's standard input and waits for it to end.
@@ -262,28 +235,8 @@ func (p *proc) wait() result {
 		return p.res
 	}
 	p.waited = true
-	p.stdin.Close()
-	var out []string
-	timeout := time.After(bound)
-	for drained := false; !drained; {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				drained = true
-				break
-			}
-			out = append(out, line)
-		case <-timeout:
-			p.cmd.Process.Kill()
-			p.t.Fatalf("%q did not end within %v", p.cmd.Args, bound)
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(bound):
-		p.cmd.Process.Kill()
+	out, err := p.End()
+	if err == testproc.ErrTimeout {
 		p.t.Fatalf("%q did not end within %v", p.cmd.Args, bound)
 	}
 	p.res = resultOf(p.cmd.ProcessState, strings.Join(out, "\n"), p.stderr.String())
@@ -422,35 +375,5 @@ func waitBlocked(t *testing.T, path string) {
 	}
 }
 
-// readProcLocks returns /proc/locks, as one snapshot while it is short.
-// The kernel fills each read(2) of it with whole lines from one consistent
-// walk of its lock list, up to a page, and starts the next read(2) from a
-// line number; so while other processes lock and unlock, reading it in
-// pieces (os.ReadFile starts with 512 bytes, and reads again to see the end)
-// shows some locks twice and skips others. One read that returns well short
-// of a page returned everything; past that it is as good as the kernel makes
-// it.
-func readProcLocks() ([]byte, error) {
-	f, err := os.Open("/proc/locks")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<16)
-	n, err := f.Read(buf)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	data := buf[:n]
-	if n < os.Getpagesize()-512 { // no line is that long
-		return data, nil
-	}
-	for err == nil {
-		n, err = f.Read(buf)
-		data = append(data, buf[:n]...)
-	}
-	if err != io.EOF {
-		return nil, err
-	}
-	return data, nil
-}
+// readProcLocks returns /proc/locks (see internal/proclocks).
+func readProcLocks() ([]byte, error) { return proclocks.Read() }
