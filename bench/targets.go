@@ -37,23 +37,40 @@ type results struct {
 	semHandoff                                 time.Duration
 }
 
+// scenarioNames are the scenarios' names, as their tables' titles give
+// them.
+var scenarioNames = map[int]string{
+	1: "Uncontended",
+	2: "In-process contention",
+	3: "Cross-process handoff",
+	4: "Cancellation",
+	5: "Writer wait under a reader flood",
+	6: "Scale",
+	7: "Semaphore",
+}
+
 // handful is how many extra OS threads count as "a handful".
 const handful = 8
 
 func (r *results) targets(cfg *config) *table {
 	t := &table{
 		title:  "Targets (issues #7, #11 and #13), from this run",
-		header: []string{"target", "wanted", "measured", "met?", "load"},
+		header: []string{"scenario", "target", "wanted", "measured", "met?", "load"},
 	}
 	scenarioOf := 0 // the scenario of the rows being added
 	load := func() string { return regime(r.other[scenarioOf]) }
+	// row adds a target's row, under the name of its scenario as the
+	// scenario's table titles it.
+	row := func(cells ...string) {
+		t.row(append([]string{fmt.Sprintf("%d. %s", scenarioOf, scenarioNames[scenarioOf])}, cells...)...)
+	}
 	// atLeast reports a ratio that should be at least want.
 	atLeast := func(name string, want, got float64, wantText string) {
 		verdict := "yes"
 		if !(got >= want) {
 			verdict = fmt.Sprintf("no: %.0f%% short", 100*(1-got/want))
 		}
-		t.row(name, wantText, fmtRatio(got), verdict, load())
+		row(name, wantText, fmtRatio(got), verdict, load())
 	}
 	atMost := func(name string, want, got float64, wantText, gotText string) {
 		verdict := "yes"
@@ -64,7 +81,7 @@ func (r *results) targets(cfg *config) *table {
 		default:
 			verdict = fmt.Sprintf("no: %.0f%% over", 100*(got/want-1))
 		}
-		t.row(name, wantText, gotText, verdict, load())
+		row(name, wantText, gotText, verdict, load())
 	}
 	if r.has1 {
 		scenarioOf = 1
@@ -123,7 +140,7 @@ func (r *results) targets(cfg *config) *table {
 				atMost("writer's longest wait under the reader flood: "+im.name, float64(25*time.Millisecond), float64(f.maxWait), "≤ 25 ms", got)
 				continue
 			}
-			t.row("writer's longest wait under the reader flood: "+im.name, "(no target; window "+fmtDur(r.floodWindow)+")", got, "—", load())
+			row("writer's longest wait under the reader flood: "+im.name, "(no target; window "+fmtDur(r.floodWindow)+")", got, "—", load())
 		}
 	}
 	return t

@@ -4,7 +4,7 @@ package main
 
 // The lock implementations compared, behind one small interface for the
 // scenarios that run them in child processes. The micro-benchmarks
-// (cases.go) call each library directly, so no interface call is timed
+// (microbench.go) call each library directly, so no interface call is timed
 // there.
 
 import (
@@ -44,7 +44,7 @@ func oursImpl(name string, opts ...flock.Option) impl {
 }
 
 // gofrsImpl is github.com/gofrs/flock: a handle per locker (one handle
-// shared by goroutines gives them no exclusion; see violations.go).
+// shared by goroutines gives them no exclusion; see contention.go).
 func gofrsImpl() impl {
 	return impl{"gofrs", func(path string) (locker, error) {
 		return peer{gofrs.New(path)}, nil

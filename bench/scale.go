@@ -114,7 +114,7 @@ func scenario6(cfg *config, res *results) ([]*table, error) {
 
 func scenario6a(cfg *config) (*table, error) {
 	t := &table{
-		title: fmt.Sprintf("6a. Processes contending on one file: Lock+Unlock in a loop, one goroutine per process (total operations per second, %v window)", cfg.scaleWindow),
+		title: fmt.Sprintf("6a. Scale: processes contending on one file: Lock+Unlock in a loop, one goroutine per process (total operations per second, %v window)", cfg.scaleWindow),
 		header: []string{"processes", "ours", "gofrs", "raw flock(2) (floor)", "ours/gofrs", "ours/raw",
 			"fewest–most ops of one process: ours", "gofrs", "raw"},
 	}
@@ -204,7 +204,7 @@ func scenario6b(cfg *config, res *results) (*table, error) {
 		return nil, err
 	}
 	t := &table{
-		title: "6b. Goroutines of one process waiting for a lock another process holds: extra OS threads and memory",
+		title: "6b. Scale: goroutines of one process waiting for a lock another process holds: extra OS threads and memory",
 		header: []string{"waiting goroutines", "ours: extra OS threads (total)", "gofrs", "raw flock(2)",
 			"ours: extra RSS", "gofrs", "raw flock(2)", "threads in flock(2): ours / gofrs / raw"},
 	}
@@ -321,7 +321,7 @@ func scenario6c(cfg *config) (*table, error) {
 	default:
 	}
 	t := &table{
-		title: fmt.Sprintf("6c. %d distinct lock files, one handle each, in one process", cfg.files),
+		title: fmt.Sprintf("6c. Scale: %d distinct lock files, one handle each, in one process", cfg.files),
 		header: []string{"implementation", "open, per handle", "Go heap per handle", "RSS per handle",
 			"descriptors held per handle", "then Lock+Unlock each, per handle"},
 	}
