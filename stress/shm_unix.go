@@ -2,17 +2,16 @@
 
 package main
 
-// The witness: a file mapped shared into the parent and every worker, with
-// one slot per worker. Everything in it is updated with atomic operations.
+// The witness: a file mapped shared into the parent and every worker (an
+// internal/witness shared file), with one slot per worker. Everything in
+// it is updated with atomic operations.
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/go-flock/flock/internal/witness"
 )
 
 const (
@@ -183,32 +182,33 @@ func (s *slot) inside() bool {
 
 var slotSize = (unsafe.Sizeof(slot{}) + 63) &^ 63
 
+// An shm is the witness, laid out on the cells of an internal/witness
+// shared file: the header's page, then the slots.
 type shm struct {
-	mem []byte
-	hdr *shmHeader
-	n   int
+	ws   *witness.Shared
+	base unsafe.Pointer // the first cell
+	hdr  *shmHeader
+	n    int
 }
 
 func (m *shm) slot(i int) *slot {
-	return (*slot)(unsafe.Pointer(&m.mem[shmHeaderSize+uintptr(i)*slotSize]))
+	return (*slot)(unsafe.Add(m.base, shmHeaderSize+uintptr(i)*slotSize))
 }
 
 func shmLen(n int) int { return shmHeaderSize + n*int(slotSize) }
 
+func newShm(ws *witness.Shared, n int) *shm {
+	base := unsafe.Pointer(ws.Cell(0))
+	return &shm{ws: ws, base: base, hdr: (*shmHeader)(base), n: n}
+}
+
 // createShm creates the witness file at path for n slots and maps it.
 func createShm(path string, n int) (*shm, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	ws, err := witness.Create(path, shmLen(n)/8)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	if err := f.Truncate(int64(shmLen(n))); err != nil {
-		return nil, err
-	}
-	m, err := mapShm(f, n)
-	if err != nil {
-		return nil, err
-	}
+	m := newShm(ws, n)
 	m.hdr.nslots.Store(int64(n))
 	m.hdr.magic.Store(shmMagic)
 	return m, nil
@@ -216,36 +216,17 @@ func createShm(path string, n int) (*shm, error) {
 
 // openShm maps the witness file a parent created.
 func openShm(path string) (*shm, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	ws, err := witness.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	n := (int(st.Size()) - shmHeaderSize) / int(slotSize)
-	if n < 1 || shmLen(n) != int(st.Size()) {
-		return nil, fmt.Errorf("%s: not a witness file of this program (size %d)", path, st.Size())
-	}
-	m, err := mapShm(f, n)
-	if err != nil {
-		return nil, err
-	}
-	if m.hdr.magic.Load() != shmMagic || m.hdr.nslots.Load() != int64(n) {
-		m.close()
+	n := (ws.Len()*8 - shmHeaderSize) / int(slotSize)
+	m := newShm(ws, n)
+	if n < 1 || shmLen(n) != ws.Len()*8 || m.hdr.magic.Load() != shmMagic || m.hdr.nslots.Load() != int64(n) {
+		ws.Close()
 		return nil, errors.New(path + ": not a witness file of this program")
 	}
 	return m, nil
 }
 
-func mapShm(f *os.File, n int) (*shm, error) {
-	mem, err := unix.Mmap(int(f.Fd()), 0, shmLen(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: err}
-	}
-	return &shm{mem: mem, hdr: (*shmHeader)(unsafe.Pointer(&mem[0])), n: n}, nil
-}
-
-func (m *shm) close() error { return unix.Munmap(m.mem) }
+func (m *shm) close() error { return m.ws.Close() }
