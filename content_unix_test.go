@@ -2,6 +2,11 @@
 
 package flock
 
+// WriteFile and Update on Unix: processes counting through Update, a
+// writer killed 200 times, modes and owners, links resolved as the kernel
+// does, a directory that cannot be flushed. One file (over the usual
+// length) because its child roles and helpers serve all of them.
+
 import (
 	"bufio"
 	"bytes"

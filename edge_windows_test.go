@@ -3,7 +3,9 @@ package flock
 // Windows tests of file identity, the paths Open refuses or fixes up, the
 // fallbacks of opening and waiting, and unlocking a lock that is gone
 // (issue 15). They run under Wine where it shows the behaviour; the
-// decisions behind them are unit-tested in decide_windows_test.go.
+// decisions behind them are unit-tested in decide_windows_test.go. One
+// file (over the usual length): each case is short, and they share the raw
+// Windows calls that set them up.
 
 import (
 	"context"

@@ -6,162 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-func lockPath(t testing.TB) string {
-	return filepath.Join(t.TempDir(), "lock")
-}
-
-func mustOpen(t testing.TB, path string, opts ...Option) *RWMutex {
-	t.Helper()
-	m, err := Open(path, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-			t.Errorf("handle left open: %v", err)
-		}
-	})
-	return m
-}
-
-// waitingInKernel waits, bounded, until m's file has an OS wait in flight.
-func waitingInKernel(t testing.TB, m *RWMutex) {
-	t.Helper()
-	eventually(t, "a wait is in the kernel", func() bool {
-		m.e.mu.Lock()
-		defer m.e.mu.Unlock()
-		return m.e.waiting()
-	})
-}
-
-// eventually waits, bounded, for cond to hold; cond reads state that other
-// goroutines change, so it is polled rather than signalled.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// waitIdle waits until no OS wait is in flight for e.
-func waitIdle(t testing.TB, e *entry) {
-	eventually(t, "the abandoned wait ends", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return !e.waiting()
-	})
-}
-
-// queued returns the number of goroutines queued at e's gate.
-func (e *entry) queued() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.queue.Len()
-}
-
-// exclusionCheck records who is inside a critical section and counts
-// violations of "one writer, or any number of readers".
-type exclusionCheck struct {
-	writers, readers, violations, maxReaders atomic.Int64
-	plain                                    int // written only by writers: the race detector sees a broken lock
-}
-
-func (x *exclusionCheck) write() {
-	if x.writers.Add(1) != 1 || x.readers.Load() != 0 {
-		x.violations.Add(1)
-	}
-	x.plain++
-	if x.writers.Add(-1) != 0 || x.readers.Load() != 0 {
-		x.violations.Add(1)
-	}
-}
-
-func (x *exclusionCheck) read() {
-	n := x.readers.Add(1)
-	for m := x.maxReaders.Load(); n > m && !x.maxReaders.CompareAndSwap(m, n); m = x.maxReaders.Load() {
-	}
-	if x.writers.Load() != 0 {
-		x.violations.Add(1)
-	}
-	_ = x.plain
-	x.readers.Add(-1)
-}
-
-// hammer runs goroutines that take write and read locks through the handles
-// (goroutine i uses handles[i%len]) and checks exclusion.
-func hammer(t *testing.T, handles []*RWMutex, goroutines, iterations int) *exclusionCheck {
-	t.Helper()
-	var x exclusionCheck
-	var wg sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
-		m := handles[g%len(handles)]
-		g := g
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx := context.Background()
-			for i := 0; i < iterations; i++ {
-				switch (g + i) % 6 {
-				case 0:
-					m.Lock()
-					x.write()
-					m.Unlock()
-				case 1:
-					if err := m.LockContext(ctx); err != nil {
-						t.Error(err)
-						return
-					}
-					x.write()
-					m.Unlock()
-				case 2:
-					if ok, err := m.TryLock(); err != nil {
-						t.Error(err)
-						return
-					} else if ok {
-						x.write()
-						m.Unlock()
-					}
-				case 3:
-					if ok, err := m.TryRLock(); err != nil {
-						t.Error(err)
-						return
-					} else if ok {
-						x.read()
-						m.RUnlock()
-					}
-				case 4:
-					if err := m.RLockContext(ctx); err != nil {
-						t.Error(err)
-						return
-					}
-					x.read()
-					m.RUnlock()
-				default:
-					m.RLock()
-					x.read()
-					m.RUnlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if v := x.violations.Load(); v != 0 {
-		t.Errorf("%d exclusion violations", v)
-	}
-	return &x
-}
 
 // One handle shared by many goroutines excludes like sync.RWMutex (the
 // most used Go library gives no exclusion at all here).
@@ -460,8 +309,6 @@ func TestClose(t *testing.T) {
 	other.Unlock()
 }
 
-func second(_ bool, err error) error { return err }
-
 // Closing the last handle drops the registry entry and closes the file.
 func TestCloseDropsEntry(t *testing.T) {
 	p := lockPath(t)
@@ -486,86 +333,6 @@ func TestCloseDropsEntry(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("file not closed: Close again = %v", err)
 	}
-}
-
-func registered(id fileID) *entry {
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	return registry.entries[id]
-}
-
-func TestOpenInvalid(t *testing.T) {
-	for _, path := range []string{"", "a\x00b"} {
-		_, err := Open(path)
-		var pe *fs.PathError
-		if !errors.Is(err, fs.ErrInvalid) || !errors.As(err, &pe) || pe.Path != path {
-			t.Errorf("Open(%q) = %v; want a PathError wrapping fs.ErrInvalid", path, err)
-		}
-	}
-}
-
-func TestOpenMissingParent(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "missing", "lock")
-	_, err := Open(p)
-	var pe *fs.PathError
-	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != p {
-		t.Fatalf("Open = %v; want a PathError for %s wrapping fs.ErrNotExist", err, p)
-	}
-	if _, err := os.Stat(filepath.Dir(p)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("Open created the missing parent")
-	}
-}
-
-func TestNoCreate(t *testing.T) {
-	p := lockPath(t)
-	if _, err := Open(p, NoCreate()); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Open(NoCreate) of a missing file = %v; want fs.ErrNotExist", err)
-	}
-	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("Open(NoCreate) created the file")
-	}
-	os.WriteFile(p, nil, 0o666)
-	mustOpen(t, p, NoCreate())
-}
-
-// The lock file is neither truncated nor written by locking.
-func TestContentUntouched(t *testing.T) {
-	p := lockPath(t)
-	if err := os.WriteFile(p, []byte("content"), 0o666); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Open(p, SyncOnUnlock())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Lock()
-	m.Unlock()
-	m.RLock()
-	m.RUnlock()
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(p); string(b) != "content" {
-		t.Fatalf("content now %q", b)
-	}
-}
-
-// Content written through File under the lock is what the next holder reads.
-func TestFileContent(t *testing.T) {
-	p := lockPath(t)
-	a, b := mustOpen(t, p, SyncOnUnlock()), mustOpen(t, p)
-	a.Lock()
-	if _, err := a.File().WriteAt([]byte("42"), 0); err != nil {
-		t.Fatal(err)
-	}
-	a.Unlock()
-	b.RLock()
-	buf := make([]byte, 2)
-	if _, err := b.File().ReadAt(buf, 0); err != nil || string(buf) != "42" {
-		t.Fatalf("ReadAt = %q, %v", buf, err)
-	}
-	b.RUnlock()
 }
 
 // Misuse panics with messages that say what is wrong: the zero RWMutex,

@@ -3,7 +3,8 @@ package flock
 // Windows tests of opening, file identity, exclusion between handles and
 // processes, and content access; wait_windows_test.go has the blocking
 // waits. Under Wine (see .ci/windows.sh) all of these run; the tests that
-// need a real Windows kernel skip there and say why.
+// need a real Windows kernel skip there and say why. One file (over the
+// usual length) for the helpers all of them share.
 //
 // Multi-process tests use the locker child of main_test.go (startChild).
 

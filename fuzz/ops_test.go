@@ -1,5 +1,9 @@
 package fuzz
 
+// FuzzOps: random operation sequences against a model of the lock. One
+// file (over the usual length): the model, the operations and the checker
+// are read together.
+
 import (
 	"context"
 	"errors"

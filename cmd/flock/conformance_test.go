@@ -2,6 +2,10 @@
 
 package main
 
+// The conformance table: every scenario runs with our flock and with
+// util-linux flock(1), which must agree. One file (over the usual length)
+// because the table is one list.
+
 import (
 	"io/fs"
 	"os"
