@@ -89,15 +89,7 @@ func childOptions() []Option {
 }
 
 func lockerDo(m *RWMutex, cmd, arg string) string {
-	tried := func(ok bool, err error) string {
-		switch {
-		case err != nil:
-			return "err " + err.Error()
-		case ok:
-			return "ok"
-		}
-		return "held"
-	}
+	tried := testproc.TryAnswer
 	switch cmd {
 	case "lock":
 		m.Lock()

@@ -11,11 +11,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+
+	"github.com/go-flock/flock/internal/testproc"
 )
 
 const roleEnv = "FLOCK_BENCH_ROLE"
@@ -24,12 +25,9 @@ const roleEnv = "FLOCK_BENCH_ROLE"
 // command-line arguments); filled in by the scenario files.
 var roles = map[string]func(args []string){}
 
-// A proc is a running child.
-type proc struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-}
+// A proc is a running child (see internal/testproc, whose lines it reads
+// with the same bound on every wait).
+type proc struct{ *testproc.Proc }
 
 // spawn starts a child in role with args and waits for its "ready".
 func spawn(role string, args ...string) (*proc, error) {
@@ -39,22 +37,20 @@ func spawn(role string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	return startProc("child "+role, cmd)
+}
+
+// startProc starts cmd, a child that speaks the driver's protocol, and
+// waits for its "ready"; what names it in errors.
+func startProc(what string, cmd *exec.Cmd) (*proc, error) {
+	tp, err := testproc.StartCommand(cmd)
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	p := &proc{tp}
 	if _, err := p.expect("ready"); err != nil {
 		p.close()
-		return nil, fmt.Errorf("child %s: %w", role, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return p, nil
 }
@@ -88,18 +84,14 @@ func closeAll(ps []*proc) {
 	}
 }
 
-func (p *proc) send(line string) error {
-	_, err := io.WriteString(p.in, line+"\n")
-	return err
-}
+func (p *proc) send(line string) error { return p.Send(line) }
 
 // recv reads one line; a child reports failure as "err MESSAGE".
 func (p *proc) recv() (string, error) {
-	line, err := p.out.ReadString('\n')
+	line, err := p.Line()
 	if err != nil {
-		return "", fmt.Errorf("child exited: %w", err)
+		return "", err
 	}
-	line = strings.TrimSuffix(line, "\n")
 	if msg, ok := strings.CutPrefix(line, "err "); ok {
 		return "", errors.New(msg)
 	}
@@ -129,10 +121,7 @@ func (p *proc) call(line string) (string, error) {
 }
 
 // close closes the child's stdin, which makes it exit, and reaps it.
-func (p *proc) close() {
-	p.in.Close()
-	p.cmd.Wait()
-}
+func (p *proc) close() { p.Stop() }
 
 // The child's side.
 

@@ -7,7 +7,6 @@ package main
 // BoundedSemaphore (run with /usr/bin/python3).
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -169,25 +168,7 @@ func havePortalocker() (bool, string) {
 
 // spawnPython starts the portalocker waiter on dir.
 func spawnPython(dir string) (*proc, error) {
-	cmd := exec.Command(pythonPath, "-c", pythonWaiter, dir, semBenchName, strconv.Itoa(semBenchCapacity))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, in: in, out: bufio.NewReader(out)}
-	if _, err := p.expect("ready"); err != nil {
-		p.close()
-		return nil, fmt.Errorf("portalocker waiter: %w", err)
-	}
-	return p, nil
+	return startProc("portalocker waiter", exec.Command(pythonPath, "-c", pythonWaiter, dir, semBenchName, strconv.Itoa(semBenchCapacity)))
 }
 
 func semHandoff(cfg *config, dir string, res *results) (*table, error) {

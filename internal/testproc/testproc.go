@@ -171,6 +171,18 @@ func (p *Proc) Must(t testing.TB, cmd string) {
 	}
 }
 
+// TryAnswer is a child's answer to a try command (TryLock and the like):
+// "ok" if it got the lock, "held" if another holds it, "err MESSAGE".
+func TryAnswer(ok bool, err error) string {
+	switch {
+	case err != nil:
+		return "err " + err.Error()
+	case ok:
+		return "ok"
+	}
+	return "held"
+}
+
 // CloseStdin closes the child's standard input: children that serve
 // commands exit on its end.
 func (p *Proc) CloseStdin() error { return p.stdin.Close() }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"github.com/gofrs/flock"
 )
 
@@ -36,15 +37,7 @@ func main() {
 }
 
 func do(l *flock.Flock, cmd string) string {
-	tried := func(ok bool, err error) string {
-		switch {
-		case err != nil:
-			return "err " + err.Error()
-		case ok:
-			return "ok"
-		}
-		return "held"
-	}
+	tried := testproc.TryAnswer
 	var err error
 	switch cmd {
 	case "lock":
