@@ -37,6 +37,26 @@ func (r *registryState) open(path string, c *config) (*entry, error) {
 	return e, nil
 }
 
+// openAfterRemoval is open for a path whose file the caller has just
+// removed: it opens the path (creating the file) without the stat by which
+// find looks for an entry first. That is safe: if another Open of the
+// process got to the new file first, register keeps this descriptor as a
+// spare of its entry, never closing it while that entry may hold a lock.
+func (r *registryState) openAfterRemoval(path string, c *config) (*entry, error) {
+	f, id, err := openFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	e := r.register(f, id)
+	if c.writerPriority {
+		if err := r.addGate(e, path); err != nil {
+			r.release(e)
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
 // find returns the entry of the file at path, opening the file if no entry
 // has it, with a reference taken.
 //

@@ -113,7 +113,13 @@ func (r *removal) advance(old *entry, path string) error {
 	if r.cur != old {
 		return nil
 	}
-	e, err := registry.open(path, &r.cfg)
+	open := registry.open
+	if r.removed {
+		// The handle removed the file itself: the path most likely names
+		// nothing, and a stat to find an entry would be wasted.
+		open = registry.openAfterRemoval
+	}
+	e, err := open(path, &r.cfg)
 	if err != nil {
 		return err
 	}
