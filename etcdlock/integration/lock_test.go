@@ -1,5 +1,10 @@
 package integration
 
+// The lock's semantics against real servers: exclusion and reader/writer
+// order, cancellation, revoked waiters (etcd 16221), stale unlocks (etcd
+// 22082), Lost() on a revoke, fencing. One file (over the usual length):
+// each test runs against every server kind through the same helpers.
+
 import (
 	"context"
 	"errors"
