@@ -54,6 +54,9 @@ func (h *hold) joinable() bool {
 	return len(h.writers) == 0
 }
 
+// errClientClosed is the error of a wait whose client was closed under it.
+var errClientClosed = errors.New("etcd client closed")
+
 // ownKey reports whether key is a lock key of this name (not of a nested
 // name) and its kind.
 func (m *RWMutex) ownKey(key []byte) (byte, bool) {
@@ -166,13 +169,13 @@ func (m *RWMutex) acquireOnce(ctx context.Context, kind byte, try bool) (*hold, 
 	// (its lease was revoked or expired) must not believe it holds the
 	// lock (etcd issue 16221).
 	octx, cancel = m.opCtx(ctx)
-	g, err := m.client.Get(octx, key)
+	from, present, err := m.recheck(octx, h, kind)
 	cancel()
 	if err != nil {
 		m.drop(h)
 		return nil, &opError{"re-read own key", err}
 	}
-	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != h.rev {
+	if !present {
 		s.abandon()
 		return nil, fmt.Errorf("own key %s vanished while waiting: %w", key, ErrLost)
 	}
@@ -180,8 +183,42 @@ func (m *RWMutex) acquireOnce(ctx context.Context, kind byte, try bool) (*hold, 
 		m.drop(h)
 		return nil, fmt.Errorf("lease lost while waiting: %w", ErrLost)
 	}
-	m.watchHold(h, kind, g.Header.Revision+1)
+	m.watchHold(h, kind, from)
 	return h, nil
+}
+
+// recheck reads whether h's key is still there, in its incarnation, and
+// returns the revision to watch from after that read. For a read key it
+// reads the whole prefix, and records the writers of other handles queued
+// behind the key (created after it) as they are now: the watch that notes
+// them from then on cannot see those queued before it started (while the
+// reader waited, or while a broken watch was down).
+func (m *RWMutex) recheck(ctx context.Context, h *hold, kind byte) (from int64, present bool, err error) {
+	if kind == kindWrite {
+		g, err := m.client.Get(ctx, h.key)
+		if err != nil {
+			return 0, false, err
+		}
+		return g.Header.Revision + 1, len(g.Kvs) == 1 && g.Kvs[0].CreateRevision == h.rev, nil
+	}
+	g, err := m.client.Get(ctx, m.prefix, m.rangeOpts()...)
+	if err != nil {
+		return 0, false, err
+	}
+	writers := make(map[string]bool)
+	for _, kv := range g.Kvs {
+		if string(kv.Key) == h.key {
+			present = kv.CreateRevision == h.rev
+			continue
+		}
+		if k, ok := m.ownKey(kv.Key); ok && k == kindWrite && kv.CreateRevision > h.rev {
+			writers[string(kv.Key)] = true
+		}
+	}
+	h.mu.Lock()
+	h.writers = writers
+	h.mu.Unlock()
+	return g.Header.Revision + 1, present, nil
 }
 
 // wait returns when every key in blockers is deleted, from a watch of the
@@ -189,7 +226,7 @@ func (m *RWMutex) acquireOnce(ctx context.Context, kind byte, try bool) (*hold, 
 func (m *RWMutex) wait(ctx context.Context, h *hold, kind byte, blockers map[string]bool, from int64) error {
 	for {
 		err := m.watchDeletes(ctx, h, blockers, from)
-		if err == nil || ctx.Err() != nil || errors.Is(err, ErrLost) {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrLost) || errors.Is(err, errClientClosed) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -238,11 +275,16 @@ func (m *RWMutex) watchDeletes(ctx context.Context, h *hold, blockers map[string
 		case <-h.sess.lost:
 			return fmt.Errorf("lease lost while waiting: %w", ErrLost)
 		case wr, ok := <-wch:
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if err := wr.Err(); err != nil {
-				return err
+			if !ok || wr.Err() != nil {
+				if m.client.Ctx().Err() != nil {
+					// Nothing more can be asked of a closed client
+					// (its requests retry for seconds): give up now.
+					return errClientClosed
+				}
+				if !ok {
+					return errors.New("watch closed")
+				}
+				return wr.Err()
 			}
 			for _, ev := range wr.Events {
 				if ev.Type != mvccpb.DELETE {
@@ -280,21 +322,22 @@ func (m *RWMutex) watchHold(h *hold, kind byte, from int64) {
 				h.markLost(err)
 				return
 			}
-			// The watch broke: check the key is still there and
+			// The watch broke: check the key is still there (and,
+			// for a read key, which writers queue behind it now) and
 			// watch again from the revision of that check.
 			for {
 				octx, ocancel := m.opCtx(ctx)
-				g, gerr := m.client.Get(octx, h.key)
+				next, present, gerr := m.recheck(octx, h, kind)
 				ocancel()
 				if ctx.Err() != nil {
 					return
 				}
 				if gerr == nil {
-					if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != h.rev {
+					if !present {
 						h.markLost(fmt.Errorf("key %s deleted: %w", h.key, ErrLost))
 						return
 					}
-					from = g.Header.Revision + 1
+					from = next
 					break
 				}
 				if h.sess.isLost() {
@@ -329,7 +372,7 @@ func (m *RWMutex) watchHoldOnce(ctx context.Context, h *hold, kind byte, from in
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				if m.client.Ctx().Err() != nil {
-					return errors.New("etcd client closed")
+					return errClientClosed
 				}
 				return nil
 			}
@@ -389,6 +432,12 @@ func (m *RWMutex) release(ctx context.Context, h *hold) error {
 // own (the caller's may be done); if etcd cannot be reached it abandons the
 // session.
 func (m *RWMutex) drop(h *hold) {
+	if m.client.Ctx().Err() != nil {
+		// A closed client cannot delete anything: the key goes with the
+		// lease.
+		h.sess.abandon()
+		return
+	}
 	ctx, cancel := m.opCtx(context.Background())
 	defer cancel()
 	_, err := m.client.Txn(ctx).

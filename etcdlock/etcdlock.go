@@ -97,9 +97,13 @@ type Option func(*config)
 
 type config struct {
 	ttl       time.Duration
-	margin    time.Duration // <0: default (TTL/5)
+	margin    time.Duration
+	marginSet bool // else the default, TTL/5
 	opTimeout time.Duration
 }
+
+// maxTTL is etcd's largest lease TTL (9,000,000,000 seconds).
+const maxTTL = 9_000_000_000 * time.Second
 
 // WithTTL sets the lease TTL, rounded up to whole seconds (etcd's unit); the
 // default is DefaultTTL. A holder that is paused or cut off from etcd for
@@ -113,9 +117,11 @@ func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
 // server Lost is closed when keepalives stop being acknowledged: Lost closes
 // at the time the last acknowledged keepalive was sent plus the TTL minus
 // the margin. The margin absorbs clock rate differences and scheduling
-// delays; the default is a fifth of the TTL. It must be less than half the
-// TTL.
-func WithLossMargin(d time.Duration) Option { return func(c *config) { c.margin = d } }
+// delays; the default is a fifth of the TTL. It must be at least zero and
+// less than half the TTL.
+func WithLossMargin(d time.Duration) Option {
+	return func(c *config) { c.margin, c.marginSet = d, true }
+}
 
 // WithOpTimeout bounds each single request to etcd (granting the lease, the
 // transaction that queues a key, re-reading it, releasing it) and each whole
@@ -169,16 +175,21 @@ func New(client *clientv3.Client, name string, opts ...Option) (*RWMutex, error)
 	if client.Ctx().Err() != nil {
 		return nil, fmt.Errorf("etcdlock.New %q: etcd client is closed: %w", name, client.Ctx().Err())
 	}
-	cfg := config{ttl: DefaultTTL, margin: -1, opTimeout: DefaultOpTimeout}
+	cfg := config{ttl: DefaultTTL, opTimeout: DefaultOpTimeout}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
-	if cfg.ttl <= 0 {
-		return nil, fmt.Errorf("etcdlock.New %q: TTL %v is not positive", name, cfg.ttl)
+	if cfg.ttl <= 0 || cfg.ttl > maxTTL {
+		return nil, fmt.Errorf("etcdlock.New %q: TTL %v is not between 1s and etcd's largest, %v", name, cfg.ttl, maxTTL)
 	}
 	cfg.ttl = (cfg.ttl + time.Second - 1).Truncate(time.Second)
-	if cfg.margin < 0 {
+	switch {
+	case !cfg.marginSet:
 		cfg.margin = cfg.ttl / 5
+	case cfg.margin < 0:
+		return nil, fmt.Errorf("etcdlock.New %q: loss margin %v is negative", name, cfg.margin)
 	}
 	if cfg.margin >= cfg.ttl/2 {
 		return nil, fmt.Errorf("etcdlock.New %q: loss margin %v is not less than half the TTL %v", name, cfg.margin, cfg.ttl)
@@ -328,8 +339,12 @@ func (m *RWMutex) unlock(ctx context.Context) error {
 		panic("etcdlock: Unlock of unlocked RWMutex")
 	}
 	m.whold = nil
+	// The release is in progress until it returns: Close must not revoke
+	// the lease under it (the release would find its key gone).
+	m.inflight++
 	m.mu.Unlock()
 	err := m.release(ctx, h)
+	m.leave()
 	m.gate.Release(gateSize)
 	if err != nil {
 		return m.errf("unlock", err)

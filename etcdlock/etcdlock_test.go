@@ -3,6 +3,7 @@ package etcdlock_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -61,10 +62,21 @@ func TestNewBadInput(t *testing.T) {
 		{etcdlock.WithTTL(-time.Second)},
 		{etcdlock.WithTTL(2 * time.Second), etcdlock.WithLossMargin(time.Second)},
 		{etcdlock.WithOpTimeout(0)},
+		{etcdlock.WithTTL(time.Duration(math.MaxInt64))}, // beyond etcd's largest TTL
+		{etcdlock.WithLossMargin(-time.Hour)},
 	} {
 		if _, err := etcdlock.New(cli, "x", opts...); err == nil {
 			t.Errorf("options %d accepted", len(opts))
 		}
+	}
+}
+
+// A nil Option is skipped, as flock.Open skips one.
+func TestNilOption(t *testing.T) {
+	cli := client(t, unreachable(t))
+	defer cli.Close()
+	if _, err := etcdlock.New(cli, "x", nil, etcdlock.WithTTL(5*time.Second)); err != nil {
+		t.Fatal(err)
 	}
 }
 

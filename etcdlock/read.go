@@ -14,16 +14,20 @@ const (
 // readState is the handle's one read key: being acquired for the readers
 // waiting on it, held by refs readers, or being released. Guarded by m.mu.
 type readState struct {
-	state    int
-	try      bool
-	waiters  int                // readers waiting for the acquisition
-	refs     int                // readers holding
-	cancel   context.CancelFunc // ends the acquisition
-	finished bool               // the acquisition returned
-	err      error              // its error
-	h        *hold
-	done     chan struct{} // closed when the acquisition has returned and cleaned up
-	released chan struct{} // closed when this read key is gone from the handle
+	state   int
+	try     bool
+	waiters int                // readers waiting for the acquisition
+	refs    int                // readers holding
+	cancel  context.CancelFunc // ends the acquisition
+	// abandoned is set when the last waiter left and cancelled the
+	// acquisition: a reader arriving after must not join it (it would get
+	// that cancellation's error as its own), but wait until it is gone.
+	abandoned bool
+	finished  bool  // the acquisition returned
+	err       error // its error
+	h         *hold
+	done      chan struct{} // closed when the acquisition has returned and cleaned up
+	released  chan struct{} // closed when this read key is gone from the handle
 }
 
 // RLockContext locks m for reading, waiting until no writer that queued
@@ -86,11 +90,12 @@ func (m *RWMutex) readJoin(ctx context.Context, try bool) (bool, error) {
 			rd.refs++
 			m.mu.Unlock()
 			return true, nil
-		case rd.state == stateAcquiring && !try:
+		case rd.state == stateAcquiring && !try && !rd.abandoned:
 			rd.waiters++
 		default:
-			// Acquiring for a try, held but closed to new readers, or
-			// being released: wait until it is gone, then start anew.
+			// Acquiring for a try, abandoned by its waiters, held but
+			// closed to new readers, or being released: wait until it
+			// is gone, then start anew.
 			if try {
 				m.mu.Unlock()
 				return false, nil
@@ -132,6 +137,7 @@ func (m *RWMutex) readJoin(ctx context.Context, try bool) (bool, error) {
 		// Our ctx ended first.
 		rd.waiters--
 		if rd.waiters == 0 {
+			rd.abandoned = true
 			rd.cancel()
 			m.mu.Unlock()
 			<-done // the acquisition deletes the key before it finishes

@@ -584,3 +584,115 @@ func TestClientClosedUnderHandle(t *testing.T) {
 		_ = m.Close()
 	})
 }
+
+// TestWaitedReaderSeesQueuedWriter: a reader that had to wait for its read
+// key learns of the writers of other handles that queued behind it while it
+// waited, so the handle's new readers stop joining its key at once.
+func TestWaitedReaderSeesQueuedWriter(t *testing.T) {
+	eachServer(t, func(t *testing.T, k serverKind) {
+		c := startCluster(t, k, 1)
+		cli := newClient(t, c.endpoints()...)
+		a, r, w := newMutex(t, cli, "queued"), newMutex(t, cli, "queued"), newMutex(t, cli, "queued")
+		if err := a.LockContext(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		rdone := make(chan error, 1)
+		go func() { rdone <- r.RLockContext(ctxT(t, 10*time.Second)) }()
+		waitKeys(t, cli, "queued", 2) // a's write key, r's read key
+		wdone := make(chan error, 1)
+		go func() { wdone <- w.LockContext(ctxT(t, 10*time.Second)) }()
+		waitKeys(t, cli, "queued", 3) // and w's, behind r's
+		a.Unlock()
+		if err := <-rdone; err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := r.TryRLock(); ok || err != nil {
+			if ok {
+				r.RUnlock()
+			}
+			t.Fatalf("TryRLock on the reader's handle with a writer queued behind its key = %v, %v; want false, nil", ok, err)
+		}
+		r.RUnlock()
+		if err := <-wdone; err != nil {
+			t.Fatal(err)
+		}
+		w.Unlock()
+	})
+}
+
+// TestReaderJoinsNoCancelledAcquisition: a reader that arrives while the
+// handle's read key is being given up by readers whose contexts ended does
+// not get their cancellation as its own error.
+func TestReaderJoinsNoCancelledAcquisition(t *testing.T) {
+	eachServer(t, func(t *testing.T, k serverKind) {
+		c := startCluster(t, k, 1)
+		cli := newClient(t, c.endpoints()...)
+		hold, r := newMutex(t, cli, "joincancel"), newMutex(t, cli, "joincancel")
+		if err := hold.LockContext(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		spurious := 0
+		for i := 0; i < 20; i++ {
+			short, cancel := context.WithCancel(context.Background())
+			first := make(chan error, 1)
+			go func() { first <- r.RLockContext(short) }()
+			waitKeys(t, cli, "joincancel", 2)
+			cancel()
+			// A second reader with a live context arrives while the first
+			// gives the key up (at moments spread over that window: the
+			// scenario, not a synchronisation); it must not fail with
+			// context.Canceled.
+			time.Sleep(time.Duration(i%10) * 300 * time.Microsecond)
+			live, liveCancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			err := r.RLockContext(live)
+			liveCancel()
+			if err == nil {
+				r.RUnlock()
+				t.Fatal("RLockContext succeeded while a writer holds")
+			}
+			if errors.Is(err, context.Canceled) {
+				spurious++
+			}
+			if err := <-first; !errors.Is(err, context.Canceled) {
+				t.Fatalf("the cancelled reader: %v", err)
+			}
+		}
+		if spurious > 0 {
+			t.Fatalf("%d of 20 readers with a live context got context.Canceled", spurious)
+		}
+		hold.Unlock()
+	})
+}
+
+// TestCloseWaitsForUnlock: Close during an UnlockContext in progress
+// refuses (ErrLocked) instead of revoking the lease under the release,
+// which would then report a false ErrLost.
+func TestCloseWaitsForUnlock(t *testing.T) {
+	eachServer(t, func(t *testing.T, k serverKind) {
+		c := startCluster(t, k, 1)
+		cli := newClient(t, c.endpoints()...)
+		for i := 0; i < 10; i++ {
+			m, err := etcdlock.New(cli, "closeunlock")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.LockContext(ctxT(t, 5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			unlocked := make(chan error, 1)
+			go func() { unlocked <- m.UnlockContext(ctxT(t, 5*time.Second)) }()
+			for {
+				err := m.Close()
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, etcdlock.ErrLocked) {
+					t.Fatal(err)
+				}
+			}
+			if err := <-unlocked; err != nil {
+				t.Fatalf("UnlockContext with Close retried beside it: %v; want nil", err)
+			}
+		}
+	})
+}
