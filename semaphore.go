@@ -50,8 +50,11 @@ package flock
 //
 // Removed slot files. A cleaner that removes a slot file would let a
 // process that opens the path afresh lock a new file while others lock the
-// removed one: two holders of "slot i". Every grant of a slot (and of the
-// gate) is therefore checked: a grant on a file that has no name left (its
+// removed one: two holders of "slot i". (For the gate that would be worse:
+// two holders of "the" gate, each with part of its slots, could wait for
+// each other; waitSlots makes the holder of a removed gate let its slots go
+// within about a second.) Every grant of a slot (and of the gate) is
+// therefore checked: a grant on a file that has no name left (its
 // link count, from fstat, is zero: removed, or renamed over) is let go, the
 // path is opened again (creating the file) and the slot tried again. The
 // link count says it without a walk of the path, which cost as much as the
@@ -352,28 +355,40 @@ func (s *Semaphore) TryAcquire(n int64) (bool, error) {
 func (s *Semaphore) Release(n int64) {
 	s.mustBeOpened()
 	if n < 1 {
-		panic("flock: Semaphore.Release of " + strconv.FormatInt(n, 10) + " units of " + s.pattern() + ": the count must be positive")
+		panic("flock: Semaphore.Release of " + units(n) + " of " + s.pattern() + ": the count must be positive")
 	}
 	s.mu.Lock()
 	h := int64(len(s.held))
 	if h < n {
 		s.mu.Unlock()
-		panic("flock: Semaphore.Release of " + strconv.FormatInt(n, 10) + " units of " + s.pattern() +
+		panic("flock: Semaphore.Release of " + units(n) + " of " + s.pattern() +
 			": released more than held (" + strconv.FormatInt(h, 10) + " held)")
 	}
 	var buf [4]int
 	rel := append(buf[:0], s.held[h-n:]...)
 	s.held = s.held[:h-n]
+	// Active until the slots are unlocked: Close must not close them
+	// under this release.
+	s.active++
 	s.mu.Unlock()
 	s.unlockSlots(rel)
+	s.mu.Lock()
+	s.active--
+	s.mu.Unlock()
 	s.admit.Release(n)
 }
 
 // Close releases the handle: the slot files' descriptors and the gate's.
 // It fails with an error wrapping ErrLocked, and changes nothing, while
-// units are held through the handle or a goroutine is acquiring some
-// through it. After Close, Acquire, TryAcquire and Close fail with an
-// error wrapping os.ErrClosed. The files are not removed.
+// units are held through the handle or a goroutine is acquiring or
+// releasing some through it. After Close, Acquire, TryAcquire and Close
+// fail with an error wrapping os.ErrClosed. The files are not removed.
+//
+// A wait that a cancelled Acquire left in the kernel (flock(2) waits
+// cannot be interrupted) keeps its slot file's descriptor open and its
+// thread blocked after Close, until the slot is granted to it, which it
+// then releases at once; only another process holding the slot for ever
+// makes that last for ever.
 func (s *Semaphore) Close() error {
 	s.mustBeOpened()
 	s.mu.Lock()
@@ -406,6 +421,14 @@ func (s *Semaphore) closeHandles() error {
 		errs = append(errs, g.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// units says n units in words.
+func units(n int64) string {
+	if n == 1 {
+		return "1 unit"
+	}
+	return strconv.FormatInt(n, 10) + " units"
 }
 
 // enter checks n and counts the caller as active, unless s is closed.

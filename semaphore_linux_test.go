@@ -5,8 +5,10 @@ package flock
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-flock/flock/internal/testproc"
 	"golang.org/x/sys/unix"
@@ -153,4 +155,84 @@ func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
 		waitIdle(t, s.slots[i].m.e)
 	}
 	waitIdle(t, s.gate.e)
+}
+
+// A cleaner that removes the gate file while a weighted request of another
+// process holds it and waits must not deadlock weighted requests: here the
+// child holds slot 01 and the old gate and waits for slot 00, while this
+// process, through a handle opened after the removal, holds the new gate
+// and slot 00 and waits for 01. The child notices its gate has no name any
+// more, lets slot 01 go, and both requests complete.
+func TestSemaphoreGateRemovedWhileHeld(t *testing.T) {
+	nr := uintptr(unix.SYS_FLOCK)
+	if backendName == "fcntl" {
+		nr = unix.SYS_FCNTL
+	}
+	const capacity = 2
+	dir := t.TempDir()
+	c := mustOpenSemaphore(t, dir, "gr", capacity)
+	if err := c.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	child := startChildRole(t, "semaphore", dir, semEnv("gr", capacity))
+	if err := child.Send("acquirectx 2 20000"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the child waits in the kernel for the slot this process holds", func() bool {
+		in, _, _ := testproc.ThreadsIn(child.Cmd.Process.Pid, nr)
+		return in >= 1
+	})
+	if err := os.Remove(c.gatePath()); err != nil {
+		t.Fatal(err)
+	}
+	b := mustOpenSemaphore(t, dir, "gr", capacity)
+	queued := make(chan *Semaphore, 1)
+	testHookSemQueued = func(s *Semaphore) { queued <- s }
+	defer func() { testHookSemQueued = nil }()
+	got := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() { got <- b.Acquire(ctx, 2) }()
+	<-queued // b holds the new gate and waits for both slots
+	c.Release(1)
+	if err := <-got; err != nil {
+		t.Fatalf("a weighted Acquire beside a holder of the removed gate: %v", err)
+	}
+	b.Release(2)
+	if ans := child.Recv(); ans != "ok" {
+		t.Fatalf("the child's Acquire(2): %s", ans)
+	}
+	child.Must(t, "release 2")
+}
+
+// Close beside a Release in progress refuses (ErrLocked) and changes
+// nothing, instead of closing the semaphore with slot handles it could not
+// close; no descriptor is left.
+func TestSemaphoreCloseDuringRelease(t *testing.T) {
+	dir := t.TempDir()
+	before := openFDs(t)
+	for i := 0; i < 300; i++ {
+		s, err := OpenSemaphore(dir, "cr", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Acquire(context.Background(), 2); err != nil {
+			t.Fatal(err)
+		}
+		released := make(chan struct{})
+		go func() { s.Release(2); close(released) }()
+		for {
+			err := s.Close()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrLocked) {
+				t.Fatalf("round %d: Close beside a Release: %v; want nil or ErrLocked", i, err)
+			}
+		}
+		<-released
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open before 300 rounds, %d after", before, after)
+	}
 }

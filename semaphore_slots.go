@@ -8,12 +8,33 @@ package flock
 import (
 	"container/list"
 	"context"
+	"errors"
+	"time"
 )
 
 // collect gets n slot locks for an admitted goroutine: those free now, and
 // the rest by waiting, through the gate if n > 1 (see the top of the
 // file). On failure it holds none.
 func (s *Semaphore) collect(ctx context.Context, n int, got []int) ([]int, error) {
+	for {
+		slots, err := s.collectOnce(ctx, n, got)
+		if err != errGateRemoved {
+			return slots, err
+		}
+		// The gate file was removed while this request held it and
+		// waited: it let its slots go; start over on the new gate.
+		got = got[:0]
+	}
+}
+
+// errGateRemoved is waitSlots' report that the gate it held was removed.
+var errGateRemoved = errors.New("gate file removed")
+
+// gateCheck is how often a weighted request that holds the gate and waits
+// for slots checks that the gate file still has a name (see waitSlots).
+var gateCheck = time.Second
+
+func (s *Semaphore) collectOnce(ctx context.Context, n int, got []int) ([]int, error) {
 	got, err := s.tryFree(n, got)
 	if err != nil || len(got) == n {
 		if err != nil {
@@ -49,8 +70,9 @@ func (s *Semaphore) collect(ctx context.Context, n int, got []int) ([]int, error
 		if len(got) == n {
 			return got, nil
 		}
+		return s.waitSlots(ctx, got, n-len(got), g)
 	}
-	return s.waitSlots(ctx, got, n-len(got))
+	return s.waitSlots(ctx, got, n-len(got), nil)
 }
 
 // tryFree tries, without waiting, the locks of up to n slots nobody in the
@@ -144,7 +166,15 @@ func (s *Semaphore) unlockSlots(slots []int) {
 // waitSlots queues the caller for k more slots (it holds got already) and
 // waits until the slot waiters have handed them over or ctx is done. On
 // failure it releases all, got included.
-func (s *Semaphore) waitSlots(ctx context.Context, got []int, k int) ([]int, error) {
+//
+// A request that holds the gate g checks every gateCheck that the gate file
+// still has a name. A cleaner that removed it would let a process opening
+// the semaphore afresh take a new gate file, and two requests each holding
+// part of their slots could wait for each other; the holder of the removed
+// gate lets its slots go instead (errGateRemoved), so such a wait lasts
+// about gateCheck. The OS gives no wait for a file's removal to block in;
+// the check runs only in that case, never on a handoff's path.
+func (s *Semaphore) waitSlots(ctx context.Context, got []int, k int, g *RWMutex) ([]int, error) {
 	r := &slotRequest{want: k, done: make(chan struct{})}
 	s.mu.Lock()
 	if s.queue.Len() == 0 {
@@ -161,11 +191,26 @@ func (s *Semaphore) waitSlots(ctx context.Context, got []int, k int) ([]int, err
 		testHookSemQueued(s)
 	}
 
+	var tick <-chan time.Time
+	if g != nil {
+		t := time.NewTicker(gateCheck)
+		defer t.Stop()
+		tick = t.C
+	}
 	var err error
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		err = s.pathError("acquire", ctx.Err())
+wait:
+	for {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			err = s.pathError("acquire", ctx.Err())
+		case <-tick:
+			if !fileUnlinked(g.e.file) {
+				continue
+			}
+			err = errGateRemoved
+		}
+		break wait
 	}
 	s.mu.Lock()
 	if r.elem != nil {
