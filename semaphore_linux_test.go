@@ -194,6 +194,10 @@ func TestSemaphoreGateRemovedWhileHeld(t *testing.T) {
 	defer cancel()
 	go func() { got <- b.Acquire(ctx, 2) }()
 	<-queued // b holds the new gate and waits for both slots
+	// b's waiter for the slot c holds queues in this process, so that c's
+	// release hands it that slot (not the child, waiting in the kernel).
+	held := c.slots[c.held[0]].m.e
+	eventually(t, "b's slot waiter queues behind c", func() bool { return held.queued() >= 1 })
 	c.Release(1)
 	if err := <-got; err != nil {
 		t.Fatalf("a weighted Acquire beside a holder of the removed gate: %v", err)
