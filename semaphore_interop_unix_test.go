@@ -7,6 +7,7 @@ package flock
 // capacity.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"math/rand"
@@ -18,13 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-flock/flock/internal/testproc"
 	"github.com/go-flock/flock/internal/witness"
 )
 
 // semInteropMain runs FLOCK_TEST_INTEROP="ITERATIONS OUTFILE SEED":
 // acquires 1 or 2 units ITERATIONS times, holding them a few milliseconds,
 // and writes one line "enter leave units" per hold to OUTFILE, the clock
-// read after the grant and before the release. It answers "done".
+// read after the grant and before the release. It says "ready" once the
+// semaphore is open and starts on the next line of its input, so that all
+// participants start together; it answers "done".
 func semInteropMain() {
 	var iterations int
 	var out string
@@ -39,6 +43,7 @@ func semInteropMain() {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
+	bufio.NewScanner(os.Stdin).Scan()
 	r := rand.New(rand.NewSource(seed))
 	var lines strings.Builder
 	for i := 0; i < iterations; i++ {
@@ -97,34 +102,34 @@ func TestSemaphorePortalockerInterop(t *testing.T) {
 		gos = append(gos, startChildRole(t, "seminterop", dir, semEnv("interop", capacity),
 			fmt.Sprintf("FLOCK_TEST_INTEROP=%d %s %d", iterations, out, time.Now().UnixNano()+int64(i))))
 	}
-	var pys []*exec.Cmd
+	var pys []*testproc.Proc
 	for i := 0; i < 2; i++ {
 		out := filepath.Join(outDir, "py"+strconv.Itoa(i))
 		outs = append(outs, out)
-		cmd := exec.Command(py, "-c", pythonHolder, dir, "interop", strconv.Itoa(capacity), strconv.Itoa(iterations), out, witness.PythonClock)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		p := testproc.Start(t, exec.Command(py, "-c", pythonHolder, dir, "interop", strconv.Itoa(capacity), strconv.Itoa(iterations), out, witness.PythonClock))
+		p.Expect(t, "ready")
+		pys = append(pys, p)
+	}
+	// Every participant is ready (Python's start-up takes a while): all
+	// start at once, so that the two sides contend.
+	for _, c := range gos {
+		if err := c.Send("go"); err != nil {
 			t.Fatal(err)
 		}
-		pys = append(pys, cmd)
+	}
+	for _, p := range pys {
+		if err := p.Send("go"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range gos {
 		if got := c.Recv(); got != "done" {
 			t.Fatalf("Go participant: %s", got)
 		}
 	}
-	for _, cmd := range pys {
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Fatalf("portalocker participant: %v", err)
-			}
-		case <-time.After(childTimeout):
-			cmd.Process.Kill()
-			<-waited
-			t.Fatal("portalocker participant did not finish in time")
+	for _, p := range pys {
+		if _, err := p.End(); err != nil {
+			t.Fatalf("portalocker participant: %v", err)
 		}
 	}
 	var all []witness.Interval

@@ -451,6 +451,9 @@ d, name, cap, iters, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 clock = getattr(time, sys.argv[6].split(".")[1])
 sys.stdout = open(os.devnull, "w")
 sem = portalocker.BoundedSemaphore(cap, name=name, directory=d, timeout=60, check_interval=0.005)
+sys.__stdout__.write("ready\n")
+sys.__stdout__.flush()
+sys.stdin.readline()
 lines = []
 for i in range(iters):
     sem.acquire()
