@@ -9,8 +9,7 @@ package flock
 //
 //	statFile(path, noFollow) (fileID, error)
 //	openFile(path, *config) (*os.File, fileID, error)
-//	createSidecar(path, like *os.File) (*os.File, fileID, error) // create path with like's mode and owner; the open creator, or nil if it existed (or, on Windows, always: the caller opens it)
-//	createSidecarOf(path, like fs.FileInfo, perm) (*os.File, fileID, error) // createSidecar for a file known by its FileInfo, with permission bits perm
+//	createSidecar(path, like fs.FileInfo, perm) (*os.File, fileID, error) // create path with permission bits perm and like's owner; the open creator, or nil if it existed (or, on Windows, always: the caller opens it)
 //	sysFD(*os.File) fd
 //	lockFile(fd, mode) error                 // without waiting; errWouldBlock if held elsewhere (waits go through waitFile)
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
@@ -28,7 +27,7 @@ package flock
 //
 // lockFile, separateWait, waitGranted, lockOnFile, viewFile, unlockFile and closeFD are called
 // with the entry's mutex held; sysFD with the registry's; statFile,
-// openFile, createSidecar, createSidecarOf, waitFile, syncFile and removeLockFile with
+// openFile, createSidecar, waitFile, syncFile and removeLockFile with
 // neither.
 //
 // Where separateWait reports true, the lock a wait is granted is on the

@@ -162,7 +162,7 @@ func Update(ctx context.Context, name string, fn func(old []byte) ([]byte, error
 // false, with nothing done, if name no longer leads to target once the
 // lock is held.
 func updateOnce(ctx context.Context, name, target string, info fs.FileInfo, fn func([]byte) ([]byte, error), c *config, opts []Option) (done bool, err error) {
-	m, err := openSidecar(target+".lock", info, opts)
+	m, err := openUpdateLock(target+".lock", info, opts)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = underlying(err) // the directory is missing: the file's own error
@@ -208,30 +208,18 @@ func updateOnce(ctx context.Context, name, target string, info fs.FileInfo, fn f
 	return true, replaceWith("update", name, target, tempName(target, "flock-update"), info, data, c.perm, false)
 }
 
-// openSidecar opens the sidecar lock file path of the data file whose
+// openUpdateLock opens the sidecar lock file path of the data file whose
 // FileInfo is like (nil if it does not exist), creating it, if like is not
 // nil, with like's owner and group and read-write permission for every
-// class that may read like; the creator's descriptor becomes the lock's.
-func openSidecar(path string, like fs.FileInfo, opts []Option) (*RWMutex, error) {
+// class that may read like (locking needs write access on fcntl platforms).
+func openUpdateLock(path string, like fs.FileInfo, opts []Option) (*RWMutex, error) {
 	// The data file's NoCreate is not the sidecar's: it is made as needed.
 	opts = append(opts[:len(opts):len(opts)], func(c *config) { c.noCreate = false })
 	if like == nil {
 		return Open(path, opts...)
 	}
 	r := like.Mode().Perm() & 0o444
-	f, id, err := createSidecarOf(path, like, r|r>>1)
-	if err != nil {
-		return nil, err
-	}
-	if f == nil { // it exists, or the backend leaves opening to Open
-		return Open(path, opts...)
-	}
-	// Closing the creator could drop a lock that another goroutine of the
-	// process takes through its own descriptor meanwhile (fcntl): register
-	// it, so that Open finds it, and drop the extra reference after.
-	e := registry.register(f, id)
-	defer registry.release(e)
-	return Open(path, opts...)
+	return openSidecar(path, like, r|r>>1, opts...)
 }
 
 // tempName returns the name of a temporary file for target's content,

@@ -98,6 +98,14 @@ func TestOneOSLockPerProcess(t *testing.T) {
 
 // threadsIn returns how many threads of this process are in the system call
 // nr, and how many threads it has.
+// lockSyscall is the system call in which the backend's waits block.
+func lockSyscall() uintptr {
+	if backendName == "fcntl" {
+		return unix.SYS_FCNTL
+	}
+	return unix.SYS_FLOCK
+}
+
 func threadsIn(t *testing.T, nr uintptr) (in, all int) {
 	in, all, err := testproc.ThreadsIn(0, nr)
 	if err != nil {
@@ -109,10 +117,7 @@ func threadsIn(t *testing.T, nr uintptr) (in, all int) {
 // However many goroutines wait, one thread waits in the kernel, and it
 // waits there (no polling): it is in the lock system call.
 func TestOneKernelWaiter(t *testing.T) {
-	nr := uintptr(unix.SYS_FLOCK)
-	if backendName == "fcntl" {
-		nr = unix.SYS_FCNTL
-	}
+	nr := lockSyscall()
 	p := lockPath(t)
 	m := mustOpen(t, p)
 	c := startChild(t, p)

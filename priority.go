@@ -68,9 +68,13 @@ func (r *registryState) addGate(e *entry, path string) error {
 		return nil
 	}
 	gp := gatePath(path)
+	like, serr := e.file.Stat()
+	if serr != nil {
+		return serr
+	}
 	var g *entry
 	for tries := 0; ; tries++ {
-		f, id, err := createSidecar(gp, e.file)
+		f, id, err := createSidecar(gp, like, sidecarPerm(like))
 		if err != nil {
 			return err
 		}

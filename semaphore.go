@@ -264,20 +264,11 @@ func (s *Semaphore) gatePath() string { return filepath.Join(s.dir, s.name+".gat
 // as WriterPriority's gate is created: whoever may not open the slot files
 // may not open the gate either, and so cannot block weighted requests.
 func openGate(path string, like *os.File) (*RWMutex, error) {
-	for tries := 0; ; tries++ {
-		f, id, err := createSidecar(path, like)
-		if err != nil {
-			return nil, err
-		}
-		if f != nil {
-			return &RWMutex{e: registry.register(f, id), path: path, readFloor: readUnit}, nil
-		}
-		m, err := Open(path, NoFollow(), NoCreate())
-		if err == nil || !errors.Is(err, fs.ErrNotExist) || tries == 3 {
-			return m, err
-		}
-		// Removed between the attempt to create it and its opening.
+	info, err := like.Stat()
+	if err != nil {
+		return nil, err
 	}
+	return openSidecar(path, info, sidecarPerm(info), NoFollow())
 }
 
 // Acquire acquires n units of the semaphore, waiting until they are free

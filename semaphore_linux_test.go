@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-flock/flock/internal/testproc"
-	"golang.org/x/sys/unix"
 )
 
 // However many goroutines wait, a process blocks at most one thread per
@@ -19,10 +18,7 @@ import (
 // than one unit; and they are in the lock call (no polling). Cancelling
 // them all leaves no lock held by the process.
 func TestSemaphoreKernelWaitersBounded(t *testing.T) {
-	nr := uintptr(unix.SYS_FLOCK)
-	if backendName == "fcntl" {
-		nr = unix.SYS_FCNTL
-	}
+	nr := lockSyscall()
 	const capacity = 3
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "b", capacity)
@@ -87,10 +83,7 @@ func TestSemaphoreKernelWaitersBounded(t *testing.T) {
 // weighted requests wait on the gate (one thread) and its single-unit
 // requests on the slots (one thread each): capacity+1 at most.
 func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
-	nr := uintptr(unix.SYS_FLOCK)
-	if backendName == "fcntl" {
-		nr = unix.SYS_FCNTL
-	}
+	nr := lockSyscall()
 	const capacity = 3
 	dir := t.TempDir()
 	s := mustOpenSemaphore(t, dir, "g", capacity)
@@ -164,10 +157,7 @@ func TestSemaphoreKernelWaitersWithGate(t *testing.T) {
 // and slot 00 and waits for 01. The child notices its gate has no name any
 // more, lets slot 01 go, and both requests complete.
 func TestSemaphoreGateRemovedWhileHeld(t *testing.T) {
-	nr := uintptr(unix.SYS_FLOCK)
-	if backendName == "fcntl" {
-		nr = unix.SYS_FCNTL
-	}
+	nr := lockSyscall()
 	const capacity = 2
 	dir := t.TempDir()
 	c := mustOpenSemaphore(t, dir, "gr", capacity)

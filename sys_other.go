@@ -25,11 +25,7 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
 }
 
-func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
-	return nil, fileID{}, &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
-}
-
-func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
+func createSidecar(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
 	return nil, fileID{}, &fs.PathError{Op: "create", Path: path, Err: errors.ErrUnsupported}
 }
 

@@ -159,25 +159,15 @@ func lockError(err error) error {
 }
 
 // createSidecar creates the file at path, unless something is there
-// already (then it returns a nil file), with the permission bits of like
-// (less any execute bits) and, where the process may, like's owner and
-// group; the umask does not apply, since the sidecar is meant to be
-// exactly as accessible as like. It is created empty, never through a
+// already (then it returns a nil file), with the permission bits perm and,
+// where the process may, the owner and group of like, the file it is the
+// sidecar of (a FileInfo of it, from Stat, so that like is never opened and
+// closed: on fcntl platforms that would drop the process's locks on it);
+// the umask does not apply, since the sidecar is meant to be exactly as
+// accessible as the caller says. It is created empty, never through a
 // symbolic link, and returned open for reading and writing, with its
 // identity: the caller keeps the very descriptor that created it.
-func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
-	var st unix.Stat_t
-	if err := fstat(like, &st); err != nil {
-		return nil, fileID{}, &fs.PathError{Op: "stat", Path: like.Name(), Err: err}
-	}
-	return createOwned(path, uint32(st.Mode)&0o666, int(st.Uid), int(st.Gid))
-}
-
-// createSidecarOf is createSidecar for a file known by its FileInfo (from
-// os.Stat, so that the file itself is never opened and closed: on fcntl
-// platforms that would drop the process's locks on it), with the
-// permission bits perm instead of the file's.
-func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
+func createSidecar(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
 	uid, gid := -1, -1
 	if st, ok := like.Sys().(*syscall.Stat_t); ok {
 		uid, gid = int(st.Uid), int(st.Gid)

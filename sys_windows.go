@@ -108,20 +108,11 @@ func closeFD(h fd) error { return nil }
 
 // createSidecar creates the file at path, unless something is there
 // already. Its access control comes from the directory, as the lock
-// file's does unless someone changed it; only the read-only attribute is
-// copied from like. It returns no file: the caller opens the sidecar as
-// any lock file (closing a handle here releases no other handle's lock).
-func createSidecar(path string, like *os.File) (*os.File, fileID, error) {
-	perm := fs.FileMode(0o666)
-	if st, err := like.Stat(); err == nil && st.Mode().Perm()&0o200 == 0 {
-		perm = 0o444
-	}
-	return createSidecarOf(path, nil, perm)
-}
-
-// createSidecarOf is createSidecar with permission bits perm (only the
-// read-only attribute exists here; like's owner is not copied).
-func createSidecarOf(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
+// file's does unless someone changed it; of perm only the read-only
+// attribute exists here, and like's owner is not copied. It returns no
+// file: the caller opens the sidecar as any lock file (closing a handle
+// here releases no other handle's lock).
+func createSidecar(path string, like fs.FileInfo, perm fs.FileMode) (*os.File, fileID, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fileID{}, nil

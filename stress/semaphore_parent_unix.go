@@ -141,22 +141,8 @@ func (p *semParent) spawn(i int, seed int64) error {
 	wc := semWorkerConfig{Slot: i, Procs: p.cfg.Procs, Shm: p.shm, Dir: p.dir, Capacity: p.cfg.Semaphore,
 		Goroutines: p.cfg.Goroutines, CancelRatio: p.cfg.CancelRatio, TryRatio: p.cfg.TryRatio,
 		Hold: p.cfg.Hold, MaxDeadline: p.cfg.MaxDeadline, Seed: seed, Unsafe: p.cfg.Unsafe}
-	env, err := json.Marshal(wc)
+	cmd, stdin, stdout, err := startWorker(p.exe, semWorkerEnv, wc, p.log)
 	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.exe)
-	cmd.Env = append(os.Environ(), semWorkerEnv+"="+string(env))
-	cmd.Stderr = p.log
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	w := &semProc{slot: i, cmd: cmd, stdin: stdin, ready: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}

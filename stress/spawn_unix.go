@@ -86,22 +86,8 @@ func (p *parent) spawn(i int, autoGo bool) error {
 		MaxDeadline: p.cfg.MaxDeadline,
 		Seed:        p.cfg.Seed + int64(i)*1000003 + int64(gen)*7919,
 	}
-	env, err := json.Marshal(wc)
+	cmd, stdin, stdout, err := startWorker(p.exe, workerEnv, wc, p.log)
 	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.exe)
-	cmd.Env = append(os.Environ(), workerEnv+"="+string(env))
-	cmd.Stderr = p.log
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	w := &proc{
@@ -133,6 +119,31 @@ func (p *parent) spawn(i int, autoGo bool) error {
 		}
 	}()
 	return nil
+}
+
+// startWorker starts the stress binary exe as a worker: its configuration
+// wc in JSON in the environment variable env, its standard error to log,
+// and pipes to its standard input and output.
+func startWorker(exe, env string, wc any, log io.Writer) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	js, err := json.Marshal(wc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), env+"="+string(js))
+	cmd.Stderr = log
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, stdout, nil
 }
 
 func (p *parent) waitReady() error {
