@@ -4,7 +4,10 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Uncontended costs. Compare with BenchmarkRawFlock (the OS floor) and
@@ -94,6 +97,45 @@ func BenchmarkRLockParallel(b *testing.B) {
 	parallel(b, m.RLock, m.RUnlock)
 }
 
+// BenchmarkRLockParallelHandles is BenchmarkRLockParallel with a handle
+// per goroutine: every RLock takes an admission from the file's entry.
+func BenchmarkRLockParallelHandles(b *testing.B) {
+	path := lockPath(b)
+	m := mustOpen(b, path)
+	m.RLock()
+	defer m.RUnlock()
+	var next atomic.Int32
+	handles := make([]*RWMutex, parallelReaders(b)*runtime.GOMAXPROCS(0)) // one per RunParallel goroutine
+	for i := range handles {
+		handles[i] = mustOpen(b, path)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(parallelReaders(b))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		h := handles[next.Add(1)-1]
+		for pb.Next() {
+			h.RLock()
+			h.RUnlock()
+		}
+	})
+}
+
+// BenchmarkWeightedGateParallel is the reader join of
+// BenchmarkRLockParallel on the gate the Semaphore and etcdlock use in
+// process, x/sync/semaphore.Weighted (readers take one of N tokens, as
+// etcdlock's do), with no file at all: why the package's own gate, whose
+// readers join with one atomic addition while the fast path is open, is
+// not that one (see the README's Design section).
+func BenchmarkWeightedGateParallel(b *testing.B) {
+	const tokens = 1 << 20
+	w := semaphore.NewWeighted(tokens)
+	ctx := context.Background()
+	w.Acquire(ctx, 1) // the standing reader
+	defer w.Release(1)
+	parallel(b, func() { w.Acquire(ctx, 1) }, func() { w.Release(1) })
+}
+
 // 8 goroutines take and release read locks with nobody else holding: the
 // OS shared lock is taken and dropped whenever the count passes zero.
 func BenchmarkRLockParallelStandingStart(b *testing.B) {
@@ -118,4 +160,16 @@ func parallel(b *testing.B, lock, unlock func()) {
 			unlock()
 		}
 	})
+}
+
+// BenchmarkLockUnlockRemoveOnUnlock is Lock+Unlock of a handle that
+// removes the file at every Unlock: each Lock creates it again.
+func BenchmarkLockUnlockRemoveOnUnlock(b *testing.B) {
+	m := mustOpen(b, lockPath(b), RemoveOnUnlock())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Lock()
+		m.Unlock()
+	}
 }

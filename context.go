@@ -154,6 +154,9 @@ func (c *osWait) releaseGate() {
 // more that it may give up, and lets go of the gate it holds. e.mu must be
 // held.
 func (e *entry) abandonUnwanted() {
+	if !e.waiting() {
+		return
+	}
 	want := e.want()
 	for _, c := range e.inflight {
 		if c == nil || c.mode == want {

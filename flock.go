@@ -210,19 +210,25 @@ func (m *RWMutex) File() *os.File {
 // lock manager): a sync.Locker cannot return an error. Use LockContext to
 // get such errors returned.
 func (m *RWMutex) Lock() {
-	if _, err := m.lock(nil, exclusive, true); err != nil {
+	if _, err := m.acquire(nil, exclusive, true); err != nil {
 		panic(err)
 	}
+	m.writer.Store(true) // busyUnit stays until Unlock
 }
 
 // RLock locks m for reading. It waits while a writer holds the lock or, in
 // this process, waits for it. It panics in the cases Lock does.
 func (m *RWMutex) RLock() {
-	// rlock's join, by hand: kept small enough for the compiler to inline.
-	if m.state.Add(readUnit)&admittedBit == 0 || m.e.readers.Load() <= 0 {
-		if _, err := m.rlockSlow(nil, true); err != nil {
-			panic(err)
-		}
+	// rlock's join, by hand: there is no context to check.
+	if n := m.state.Add(readUnit); n&admittedBit == 0 || m.e.readers.Load() <= 0 {
+		m.rlockOrPanic(n)
+	}
+}
+
+// rlockOrPanic is RLock's slow path.
+func (m *RWMutex) rlockOrPanic(n int64) {
+	if _, err := m.rlockSlow(n, nil, true); err != nil {
+		panic(err)
 	}
 }
 
@@ -291,7 +297,13 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 // success the busyUnit stays for the caller to settle, on failure it goes.
 func (m *RWMutex) acquire(ctx context.Context, mode lockMode, wait bool) (bool, error) {
 	m.mustBeOpened()
-	if m.state.Add(busyUnit)&closedBit != 0 {
+	return m.acquireBusy(m.state.Add(busyUnit), ctx, mode, wait)
+}
+
+// acquireBusy is acquire once the busyUnit is added; n is the state after
+// the addition.
+func (m *RWMutex) acquireBusy(n int64, ctx context.Context, mode lockMode, wait bool) (bool, error) {
+	if n&closedBit != 0 {
 		m.state.Add(-busyUnit)
 		return false, m.pathError("lock", os.ErrClosed)
 	}
@@ -321,22 +333,54 @@ func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 		// Acquire nothing, even what is free (the slow path says why).
 		return false, m.pathError("lock", ctx.Err())
 	}
-	if m.state.Add(readUnit)&admittedBit != 0 && m.e.readers.Load() > 0 {
+	n := m.state.Add(readUnit)
+	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
 		return true, nil
 	}
-	return m.rlockSlow(ctx, wait)
+	return m.rlockSlow(n, ctx, wait)
 }
 
 // rlockSlow gets a read admission from the entry for a reader whose
-// addition to the handle's count did not join one. The addition is undone
-// first: a reader that waits must not count,
-// or it would keep the handle's admission from going back while the
-// entry's writers, which it queues behind, wait for it to go.
-func (m *RWMutex) rlockSlow(ctx context.Context, wait bool) (bool, error) {
-	if err := m.unjoin(); err != nil {
-		return false, m.pathError("unlock", err)
+// addition to the handle's count (n is the state after it) did not join
+// one.
+//
+// If the entry lets readers join without a system call, the reader takes
+// an admission from it there and then, its addition standing: it does not
+// wait, and the count keeps Close away meanwhile. So a reader alone on its
+// handle, beside readers of other handles, locks with three atomic
+// operations. Otherwise the addition is undone first: a reader that waits
+// must not count, or it would keep the handle's admission from going back
+// while the entry's writers, which it queues behind, wait for it to go.
+func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, error) {
+	if m.e == nil && m.rm == nil {
+		m.state.Add(-readUnit) // so that RUnlock panics as well
+		m.mustBeOpened()
 	}
-	if ok, err := m.acquire(ctx, shared, wait); !ok {
+	var ok bool
+	var err error
+	switch {
+	case n&closedBit == 0 && m.rm == nil && m.e.joinReaders():
+		m.installAdmission(0)
+		return true, nil
+	case n&admittedBit == 0:
+		// Undo the addition and count as busy in one step. If another
+		// reader of the handle got an admission meanwhile and left, ours
+		// was the count that kept it: give it back, as unjoin would.
+		if n = m.state.Add(busyUnit - readUnit); n < 0 {
+			panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
+		}
+		if err := m.giveBack(n); err != nil {
+			m.state.Add(-busyUnit)
+			return false, m.pathError("unlock", err)
+		}
+		ok, err = m.acquireBusy(n, ctx, shared, wait)
+	default:
+		if err := m.unjoin(); err != nil {
+			return false, m.pathError("unlock", err)
+		}
+		ok, err = m.acquire(ctx, shared, wait)
+	}
+	if !ok {
 		return false, err
 	}
 	if m.rm != nil {
@@ -344,20 +388,28 @@ func (m *RWMutex) rlockSlow(ctx context.Context, wait bool) (bool, error) {
 		m.state.Add(readUnit - busyUnit)
 		return true, nil
 	}
+	m.installAdmission(readUnit - busyUnit)
+	return true, nil
+}
+
+// installAdmission makes the read admission a reader got from the entry
+// the handle's, adding delta to the state with it (the reader's count, if
+// not in it yet, less the busyUnit it acquired under).
+func (m *RWMutex) installAdmission(delta int64) {
 	for {
 		n := m.state.Load()
 		if n&admittedBit == 0 {
-			if m.state.CompareAndSwap(n, n|admittedBit+readUnit-busyUnit) {
-				return true, nil
+			if m.state.CompareAndSwap(n, n|admittedBit+delta) {
+				return
 			}
 			continue
 		}
 		// The handle got an admission meanwhile (another reader of it):
 		// keep to that one and give ours back. Ours is not the entry's
 		// last, so that releases no OS lock and cannot fail.
-		if m.state.CompareAndSwap(n, n+readUnit-busyUnit) {
+		if m.state.CompareAndSwap(n, n+delta) {
 			m.e.unlock(shared)
-			return true, nil
+			return
 		}
 	}
 }

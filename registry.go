@@ -174,23 +174,24 @@ func (r *registryState) dropLocked(e *entry) (gate *entry, err error) {
 	if r.entries[e.id] == e {
 		delete(r.entries, e.id)
 	}
-	var errs []error
 	if e.held != unlocked {
 		// The last RUnlock of a handle that is being closed may not have
 		// settled yet. Unlock explicitly rather than by closing: Windows
 		// documents that a closed handle's locks are released in a time
 		// that "depends upon available system resources".
-		errs = append(errs, e.osUnlock())
+		err = e.osUnlock()
 	}
-	errs = append(errs, closeFD(e.fd), e.file.Close())
+	// errors.Join of nils allocates nothing: RemoveOnUnlock drops an
+	// entry at every Unlock.
+	err = errors.Join(err, closeFD(e.fd), e.file.Close())
 	if e.view != nil {
 		e.view.Close() // an error says the caller closed it first
 	}
 	for _, f := range e.spares {
-		errs = append(errs, f.Close())
+		err = errors.Join(err, f.Close())
 	}
 	if e.gate != nil {
 		e.gate.gateOf--
 	}
-	return e.gate, errors.Join(errs...)
+	return e.gate, err
 }

@@ -270,16 +270,8 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 		}
 		done = ctx.Done()
 	}
-	if mode == shared {
-		// Join the admitted readers while the fast path is open and one
-		// is admitted. Not by an addition undone on failure: a count that
-		// went up for a moment could let another joiner believe a reader
-		// was admitted after the last one left and the OS lock went.
-		for n := e.readers.Load(); n > 0; n = e.readers.Load() {
-			if e.readers.CompareAndSwap(n, n+1) {
-				return true, nil
-			}
-		}
+	if mode == shared && e.joinReaders() {
+		return true, nil
 	}
 
 	e.mu.Lock()
@@ -426,6 +418,20 @@ func (e *entry) notify() {
 		close(e.wake)
 		e.wake = nil
 	}
+}
+
+// joinReaders admits a reader with no system call, if the fast path is
+// open and a reader is admitted, and reports whether it did. Not by an
+// addition undone on failure: a count that went up for a moment could let
+// another joiner believe a reader was admitted after the last one left and
+// the OS lock went.
+func (e *entry) joinReaders() bool {
+	for n := e.readers.Load(); n > 0; n = e.readers.Load() {
+		if e.readers.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // unlock releases a lock held in mode. A reader that is not the last, while

@@ -90,6 +90,12 @@ func waitVariants(path string) ([]waitVariant, func(), error) {
 		return nil, nil, err
 	}
 	fd := int(f.Fd())
+	hf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		m.Close()
+		f.Close()
+		return nil, nil, err
+	}
 	try := func(retry time.Duration) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
 			ok, err := g.TryLockContext(ctx, retry)
@@ -106,11 +112,38 @@ func waitVariants(path string) ([]waitVariant, func(), error) {
 		{"gofrs Lock", false, 0, func(context.Context) error { return g.Lock() }, gUnlock},
 		{"gofrs TryLockContext, 1 ms retry", true, time.Millisecond, try(time.Millisecond), gUnlock},
 		{"gofrs TryLockContext, 10 ms retry", true, 10 * time.Millisecond, try(10 * time.Millisecond), gUnlock},
+		{"raw flock(2) in a goroutine, result over a channel (the hop)", true, 0, hopLock(int(hf.Fd())),
+			func() { check(flockRetry(int(hf.Fd()), unix.LOCK_UN)) }},
 		{"raw flock(2) LOCK_EX (floor)", false, 0,
 			func(context.Context) error { return flockRetry(fd, unix.LOCK_EX) },
 			func() { check(flockRetry(fd, unix.LOCK_UN)) }},
 	}
-	return vs, func() { m.Close(); g.Close(); f.Close() }, nil
+	return vs, func() { m.Close(); g.Close(); f.Close(); hf.Close() }, nil
+}
+
+// hopLock returns the least a Go program pays to make a wait in flock(2)
+// cancellable without signals (which the runtime restarts): another
+// goroutine blocks in the system call, and the caller waits for its result
+// or the end of ctx, whichever comes first; a lock granted after the caller
+// gave up is released. The grant then reaches the caller through the
+// scheduler, a goroutine hop that a wait on the caller's own thread does
+// not make. The difference between this row and the floor is that hop.
+func hopLock(fd int) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		res := make(chan error, 1)
+		go func() { res <- flockRetry(fd, unix.LOCK_EX) }()
+		select {
+		case err := <-res:
+			return err
+		case <-ctx.Done():
+			go func() {
+				if <-res == nil {
+					check(flockRetry(fd, unix.LOCK_UN))
+				}
+			}()
+			return ctx.Err()
+		}
+	}
 }
 
 // untilWaiting returns once the waiter that started (closed started) is
@@ -194,6 +227,8 @@ func scenario3(cfg *config, res *results) ([]*table, error) {
 	res.handoffRaw = floor
 	res.handoffRawP99 = lat[vs[len(vs)-1].name].pct(99)
 	res.handoffTry10 = lat["gofrs TryLockContext, 10 ms retry"].median()
+	hop := lat["raw flock(2) in a goroutine, result over a channel (the hop)"]
+	res.handoffHop, res.handoffHopP99 = hop.median(), hop.pct(99)
 	res.has3 = true
 	return []*table{t}, nil
 }

@@ -27,6 +27,7 @@ type results struct {
 	writersOurs, writersRaw                    float64
 	handoffOurs, handoffRaw, handoffTry10      time.Duration
 	handoffOursP99, handoffRawP99, handoffLock time.Duration
+	handoffHop, handoffHopP99                  time.Duration
 	cancelP99                                  time.Duration
 	floodOurs, floodGofrs, floodWindow         time.Duration
 	floodRows                                  []impl
@@ -110,6 +111,13 @@ func (r *results) targets(cfg *config) *table {
 			ratio(r.handoffOurs, r.handoffRaw))
 		atMost("handoff p99, LockContext ÷ raw blocking flock(2)", 2, float64(r.handoffOursP99)/float64(r.handoffRawP99), "≤ 2x",
 			ratio(r.handoffOursP99, r.handoffRawP99))
+		// The limit of a cancellable wait, measured in the same run (see
+		// hopLock): no target, the figure says how much of the last two
+		// rows' excess over raw is the goroutine hop itself.
+		row("handoff median / p99, raw flock(2) through a goroutine (the hop) ÷ raw: the limit for LockContext",
+			"(no target: the limit)", ratio(r.handoffHop, r.handoffRaw)+" / "+fmtRatio(float64(r.handoffHopP99)/float64(r.handoffRawP99)), "—", load())
+		atMost("handoff median, LockContext ÷ raw flock(2) through a goroutine (the hop)", 1.1, float64(r.handoffOurs)/float64(r.handoffHop), "≤ 1.1x",
+			ratio(r.handoffOurs, r.handoffHop))
 		atLeast("handoff median: gofrs TryLockContext 10 ms ÷ ours LockContext", 50, float64(r.handoffTry10)/float64(r.handoffOurs), "≥ 50x")
 	}
 	if r.has4 {
