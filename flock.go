@@ -210,7 +210,8 @@ func (m *RWMutex) File() *os.File {
 // lock manager): a sync.Locker cannot return an error. Use LockContext to
 // get such errors returned.
 func (m *RWMutex) Lock() {
-	if _, err := m.acquire(nil, exclusive, true); err != nil {
+	m.mustBeOpened()
+	if _, err := m.acquireBusy(m.state.Add(busyUnit), nil, exclusive, true); err != nil {
 		panic(err)
 	}
 	m.writer.Store(true) // busyUnit stays until Unlock
@@ -247,8 +248,12 @@ func (m *RWMutex) rlockOrPanic(n int64) {
 //
 //	lock /var/lock/x: context deadline exceeded (held by pid 4242 "backup.sh", exclusive)
 //
-// The lookup costs what a Holders call costs and is made on that path
-// only; if it fails or finds nobody, the error is the plain one.
+// The lookup is made on that path only, and the call does not wait for
+// it: it starts when the call gives up and runs in the background (on
+// Linux a read of /proc/locks can take the kernel 10 ms and more), and the
+// error's Error method waits for it to end; calls on the same file that
+// give up meanwhile share it. If it fails or finds nobody, the text is the
+// plain one.
 //
 // Any other error is an *fs.PathError naming the file; after Close it wraps
 // os.ErrClosed. As the context package asks, do not pass a nil ctx; a nil
@@ -256,13 +261,23 @@ func (m *RWMutex) rlockOrPanic(n int64) {
 // returned instead of panics).
 func (m *RWMutex) LockContext(ctx context.Context) error {
 	_, err := m.lock(ctx, exclusive, true)
-	return err
+	return m.namingHolders(ctx, err)
 }
 
 // RLockContext locks m for reading, waiting until it can or ctx is done. It
 // reports errors as LockContext does.
 func (m *RWMutex) RLockContext(ctx context.Context) error {
 	_, err := m.lock(ctx, shared, true)
+	return m.namingHolders(ctx, err)
+}
+
+// namingHolders makes err, the *fs.PathError of a lock call that gave up
+// because ctx ended, name the lock's holders (see withHolders). The
+// package's own waits, whose errors nobody reads, call lock instead.
+func (m *RWMutex) namingHolders(ctx context.Context, err error) error {
+	if pe, ok := err.(*fs.PathError); ok && ctx != nil && pe.Err == ctx.Err() {
+		pe.Err = m.withHolders(ctx, pe.Err)
+	}
 	return err
 }
 
@@ -317,7 +332,7 @@ func (m *RWMutex) acquireBusy(n int64, ctx context.Context, mode lockMode, wait 
 	if !ok {
 		m.state.Add(-busyUnit)
 		if err != nil {
-			err = m.pathError("lock", m.withHolders(ctx, err))
+			err = m.pathError("lock", err)
 		}
 	}
 	return ok, err
@@ -504,6 +519,10 @@ func (m *RWMutex) unlock(mode lockMode) error {
 	if m.rm == nil {
 		return m.e.unlock(mode)
 	}
+	return m.unlockRemoving(mode)
+}
+
+func (m *RWMutex) unlockRemoving(mode lockMode) error {
 	removeErr, err := m.rm.unlock(mode, m.path)
 	if removeErr != nil {
 		m.keepError("remove", removeErr)

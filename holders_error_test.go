@@ -208,12 +208,63 @@ func TestHeldErrorText(t *testing.T) {
 			`context deadline exceeded (held by pid 1, shared; pid 2 "a\nb", shared; pid 3, shared; and 2 more)`},
 	}
 	for _, tt := range tests {
-		e := &heldError{err: context.DeadlineExceeded, holders: tt.hs}
+		e := &heldError{err: context.DeadlineExceeded, lookup: &holdersLookup{holders: tt.hs}}
 		if got := e.Error(); got != tt.want {
 			t.Errorf("heldError%+v = %q; want %q", tt.hs, got, tt.want)
 		}
 		if !errors.Is(e, context.DeadlineExceeded) {
 			t.Errorf("heldError%+v does not match context.DeadlineExceeded", tt.hs)
+		}
+	}
+}
+
+// A lock call that gives up returns at once, without waiting for the
+// lookup of the holders its error names (on Linux a read of /proc/locks
+// can take the kernel 10 ms and more); the text waits for it. Calls that
+// give up while a lookup runs share it: one lookup, however many give up.
+func TestLockErrorDoesNotWaitForHolders(t *testing.T) {
+	release := make(chan struct{})
+	defer func(orig func(*entry, int) ([]Holder, error)) { lookupHolders = orig }(lookupHolders)
+	lookupHolders = func(*entry, int) ([]Holder, error) {
+		<-release
+		return []Holder{{PID: 42, Command: "held", Exclusive: true}}, nil
+	}
+	p := lockPath(t)
+	m, other := mustOpen(t, p), mustOpen(t, p)
+	other.Lock()
+	defer other.Unlock()
+
+	before := holderLookups.Load()
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			errs <- m.LockContext(ctx)
+		}()
+	}
+	var got []error
+	for len(got) < 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) { // the text would wait
+				close(release)
+				t.Fatalf("LockContext = %v; want it to match context.DeadlineExceeded", err)
+			}
+			got = append(got, err)
+		case <-time.After(childTimeout):
+			close(release)
+			t.Fatalf("LockContext did not return while the holder lookup ran (%d of 2 returned)", len(got))
+		}
+	}
+	if n := holderLookups.Load() - before; n != 1 {
+		t.Errorf("2 calls that gave up while a lookup ran made %d lookups; want 1", n)
+	}
+	close(release)
+	for _, err := range got {
+		checkLockErr(t, err, p, context.DeadlineExceeded)
+		if want := `(held by pid 42 "held", exclusive)`; !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("error %q; want it to end %q", err, want)
 		}
 	}
 }

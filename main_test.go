@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
 		// Every handle the tests opened is closed, so every entry is gone
-		// and no wait goroutine is left.
+		// and no wait goroutine is left, once the holder lookups of lock
+		// errors (which keep their entry open) are done.
+		lookupsRunning.Wait()
 		registry.mu.Lock()
 		n := len(registry.entries)
 		registry.mu.Unlock()

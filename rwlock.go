@@ -58,8 +58,9 @@ type entry struct {
 	// handoffs counts the writers in a row that took the exclusive OS
 	// lock over from the one before (see maxHandoffs).
 	handoffs int
-	spares   []*os.File // descriptors of the same file from racing Opens
-	dead     bool       // dropped from the registry; file closed
+	spares   []*os.File     // descriptors of the same file from racing Opens
+	dead     bool           // dropped from the registry; file closed
+	lookup   *holdersLookup // the holder lookup of lock errors running, if any (see withHolders)
 
 	// The writer-priority gate (see priority.go), if a handle asked for
 	// it: the gate file's own entry, of which this entry holds a

@@ -1,6 +1,8 @@
 package flock
 
-// The cross-process counting semaphore.
+// The cross-process counting semaphore: its API, and its design, which is
+// the contract the code below and semaphore_slots.go keep (one file over
+// the usual length because of that comment).
 //
 // Slots. The semaphore is capacity slot files laid out as portalocker's
 // BoundedSemaphore lays them out, {dir}/{name}.{i:02d}.lock, and a unit is

@@ -262,7 +262,7 @@ func (s *Semaphore) waitSlot(i int) {
 		}
 		ctx, m := s.waitCtx, sl.m
 		s.mu.Unlock()
-		err := m.LockContext(ctx)
+		_, err := m.lock(ctx, exclusive, true) // LockContext, naming no holders
 		fresh := false
 		if err == nil {
 			fresh, err = s.verify(i)
@@ -325,7 +325,7 @@ func (s *Semaphore) lockGate(ctx context.Context) (*RWMutex, error) {
 		s.mu.Lock()
 		g := s.gate
 		s.mu.Unlock()
-		if err := g.LockContext(ctx); err != nil {
+		if _, err := g.lock(ctx, exclusive, true); err != nil { // LockContext, naming no holders
 			if ctx.Err() != nil {
 				err = s.pathError("acquire", ctx.Err())
 			}

@@ -72,8 +72,12 @@ type waitVariant struct {
 	name        string
 	cancellable bool
 	poll        time.Duration // > 0: polls with this retry delay instead of blocking in the kernel
-	lock        func(ctx context.Context) error
-	unlock      func()
+	// leavesThread is whether a cancelled wait leaves its thread in the
+	// kernel until the lock is granted (scenario 4 does not cancel it:
+	// each cancellation would add a thread blocked in flock(2)).
+	leavesThread bool
+	lock         func(ctx context.Context) error
+	unlock       func()
 }
 
 // waitVariants opens, in the calling process, a handle of each library on
@@ -107,14 +111,14 @@ func waitVariants(path string) ([]waitVariant, func(), error) {
 	}
 	gUnlock := func() { check(g.Unlock()) }
 	vs := []waitVariant{
-		{"ours LockContext", true, 0, m.LockContext, m.Unlock},
-		{"ours Lock", false, 0, func(context.Context) error { m.Lock(); return nil }, m.Unlock},
-		{"gofrs Lock", false, 0, func(context.Context) error { return g.Lock() }, gUnlock},
-		{"gofrs TryLockContext, 1 ms retry", true, time.Millisecond, try(time.Millisecond), gUnlock},
-		{"gofrs TryLockContext, 10 ms retry", true, 10 * time.Millisecond, try(10 * time.Millisecond), gUnlock},
-		{"raw flock(2) in a goroutine, result over a channel (the hop)", true, 0, hopLock(int(hf.Fd())),
+		{"ours LockContext", true, 0, false, m.LockContext, m.Unlock},
+		{"ours Lock", false, 0, false, func(context.Context) error { m.Lock(); return nil }, m.Unlock},
+		{"gofrs Lock", false, 0, false, func(context.Context) error { return g.Lock() }, gUnlock},
+		{"gofrs TryLockContext, 1 ms retry", true, time.Millisecond, false, try(time.Millisecond), gUnlock},
+		{"gofrs TryLockContext, 10 ms retry", true, 10 * time.Millisecond, false, try(10 * time.Millisecond), gUnlock},
+		{"raw flock(2) in a goroutine, result over a channel (the hop)", true, 0, true, hopLock(int(hf.Fd())),
 			func() { check(flockRetry(int(hf.Fd()), unix.LOCK_UN)) }},
-		{"raw flock(2) LOCK_EX (floor)", false, 0,
+		{"raw flock(2) LOCK_EX (floor)", false, 0, false,
 			func(context.Context) error { return flockRetry(fd, unix.LOCK_EX) },
 			func() { check(flockRetry(fd, unix.LOCK_UN)) }},
 	}

@@ -1,5 +1,10 @@
 package etcdlock
 
+// Holding a key: acquire (create the key, wait for the keys ahead of it,
+// re-read it after every wait), the watch that reports its loss, and its
+// release. One file (just over the usual length): each step re-checks
+// what the one before left, and they are read together.
+
 import (
 	"context"
 	"errors"
