@@ -121,6 +121,40 @@ func BenchmarkRLockParallelHandles(b *testing.B) {
 	})
 }
 
+// BenchmarkAdmissionFloor is the floor of BenchmarkRLockParallelHandles's
+// design, with no lock at all: the atomic operations a reader alone on its
+// handle makes, beside readers of other handles, on a word of its own (a
+// handle's state, on a cache line of its own) and a word they all share
+// (the entry's readers): RLock adds its count, takes an admission from the
+// shared word (compare-and-swap) and installs it (compare-and-swap);
+// RUnlock removes its count, clears the admission (compare-and-swap) and
+// gives it back to the shared word. sync.RWMutex makes only the two on the
+// shared word.
+func BenchmarkAdmissionFloor(b *testing.B) {
+	type paddedWord struct {
+		atomic.Int64
+		_ [56]byte
+	}
+	var shared paddedWord
+	shared.Store(1) // the standing reader
+	own := make([]paddedWord, parallelReaders(b)*runtime.GOMAXPROCS(0))
+	var next atomic.Int32
+	b.SetParallelism(parallelReaders(b))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &own[next.Add(1)-1]
+		for pb.Next() {
+			w.Add(readUnit)
+			for n := shared.Load(); !shared.CompareAndSwap(n, n+1); n = shared.Load() {
+			}
+			w.CompareAndSwap(readUnit, readUnit|admittedBit)
+			w.Add(-readUnit)
+			w.CompareAndSwap(admittedBit, 0)
+			shared.Add(-1)
+		}
+	})
+}
+
 // BenchmarkWeightedGateParallel is the reader join of
 // BenchmarkRLockParallel on the gate the Semaphore and etcdlock use in
 // process, x/sync/semaphore.Weighted (readers take one of N tokens, as

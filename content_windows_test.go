@@ -37,16 +37,7 @@ func TestWindowsFileCloseKeepsLock(t *testing.T) {
 		t.Fatalf("child trylock after File().Close() while we hold: %s; want held", got)
 	}
 	winRawHeld(t, path, "after File().Close()")
-	if ok, err := other.TryLock(); ok || err != nil {
-		t.Fatalf("other handle's TryLock while m holds = %v, %v", ok, err)
-	}
-	g := m.File()
-	if g == nil || g == f {
-		t.Fatalf("File after its result was closed = %v; want a new open file", g)
-	}
-	if _, err := g.WriteAt([]byte("ok"), 0); err != nil {
-		t.Fatalf("writing through the new File: %v", err)
-	}
+	checkHeldAfterFileClose(t, m, other, f)
 	m.Unlock()
 	c.Must(t, "trylock")
 	c.Must(t, "unlock")

@@ -106,16 +106,7 @@ func TestFileCloseKeepsLock(t *testing.T) {
 			if got := flockExit(t, p, "-n"); got != 1 {
 				t.Fatalf("flock -n after File().Close() while we hold: exit %d; want 1 (lock lost)", got)
 			}
-			if ok, err := other.TryLock(); ok || err != nil {
-				t.Fatalf("other handle's TryLock while m holds = %v, %v", ok, err)
-			}
-			g := m.File()
-			if g == nil || g == f {
-				t.Fatalf("File after its result was closed = %v; want a new open file", g)
-			}
-			if _, err := g.WriteAt([]byte("ok"), 0); err != nil {
-				t.Fatalf("writing through the new File: %v", err)
-			}
+			checkHeldAfterFileClose(t, m, other, f)
 			m.Unlock()
 			if err := unix.Flock(int(stray.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 				t.Fatalf("the stray file was locked or touched: %v", err)

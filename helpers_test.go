@@ -171,3 +171,20 @@ func registered(id fileID) *entry {
 	defer registry.mu.Unlock()
 	return registry.entries[id]
 }
+
+// checkHeldAfterFileClose checks, while m holds the write lock and after
+// closing f, a result of m.File: another handle is still excluded, and
+// File returns a new file that can be written.
+func checkHeldAfterFileClose(t *testing.T, m, other *RWMutex, f *os.File) {
+	t.Helper()
+	if ok, err := other.TryLock(); ok || err != nil {
+		t.Fatalf("other handle's TryLock while m holds = %v, %v", ok, err)
+	}
+	g := m.File()
+	if g == nil || g == f {
+		t.Fatalf("File after its result was closed = %v; want a new open file", g)
+	}
+	if _, err := g.WriteAt([]byte("ok"), 0); err != nil {
+		t.Fatalf("writing through the new File: %v", err)
+	}
+}
