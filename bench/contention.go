@@ -43,6 +43,29 @@ func scenario2(cfg *config, res *results) ([]*table, error) {
 	res.standOurs, res.standGofrs = med["Readers8/ours"].opsPerSec, med["Readers8/gofrs"].opsPerSec
 	res.has2 = true
 
+	// One CPU: the joining readers again, ours on one handle and
+	// sync.RWMutex, with GOMAXPROCS 1, where no core fights another over a
+	// cache line and what is left is the work each does.
+	one := benchGroup{name: "ReadersJoining8OneCPU"}
+	for _, g := range groups {
+		if g.name == "ReadersJoining8" {
+			for _, c := range g.cases {
+				if c.name == "ours" || c.name == "sync" {
+					one.cases = append(one.cases, c)
+				}
+			}
+		}
+	}
+	prev := runtime.GOMAXPROCS(1)
+	med1, err := runGroups([]benchGroup{one}, cfg.reps)
+	runtime.GOMAXPROCS(prev)
+	if err != nil {
+		return nil, err
+	}
+	res.joinOurs1, res.joinSync1 = med1[one.name+"/ours"].opsPerSec, med1[one.name+"/sync"].opsPerSec
+	t.note("One CPU (GOMAXPROCS 1), readers joining a held read lock: ours (one handle) %s, sync.RWMutex %s, ours/sync %s.",
+		fmtRate(res.joinOurs1), fmtRate(res.joinSync1), fmtRatio(res.joinOurs1/res.joinSync1))
+
 	v, err := violations(cfg)
 	if err != nil {
 		return nil, err
