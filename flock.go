@@ -210,8 +210,7 @@ func (m *RWMutex) File() *os.File {
 // lock manager): a sync.Locker cannot return an error. Use LockContext to
 // get such errors returned.
 func (m *RWMutex) Lock() {
-	m.mustBeOpened()
-	if _, err := m.acquireBusy(m.state.Add(busyUnit), nil, exclusive, true); err != nil {
+	if _, err := m.acquire(nil, exclusive, true); err != nil {
 		panic(err)
 	}
 	m.writer.Store(true) // busyUnit stays until Unlock
@@ -363,38 +362,31 @@ func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 // an admission from it there and then, its addition standing: it does not
 // wait, and the count keeps Close away meanwhile. So a reader alone on its
 // handle, beside readers of other handles, locks with three atomic
-// operations. Otherwise the addition is undone first: a reader that waits
-// must not count, or it would keep the handle's admission from going back
-// while the entry's writers, which it queues behind, wait for it to go.
+// operations. Otherwise the addition is undone first (turned into the
+// busyUnit acquire counts under): a reader that waits must not count, or it
+// would keep the handle's admission from going back while the entry's
+// writers, which it queues behind, wait for it to go.
 func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, error) {
 	if m.e == nil && m.rm == nil {
 		m.state.Add(-readUnit) // so that RUnlock panics as well
 		m.mustBeOpened()
 	}
-	var ok bool
-	var err error
-	switch {
-	case n&closedBit == 0 && m.rm == nil && m.e.joinReaders():
+	if n&closedBit == 0 && m.rm == nil && m.e.joinReaders() {
 		m.installAdmission(0)
 		return true, nil
-	case n&admittedBit == 0:
-		// Undo the addition and count as busy in one step. If another
-		// reader of the handle got an admission meanwhile and left, ours
-		// was the count that kept it: give it back, as unjoin would.
-		if n = m.state.Add(busyUnit - readUnit); n < 0 {
-			panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
-		}
-		if err := m.giveBack(n); err != nil {
-			m.state.Add(-busyUnit)
-			return false, m.pathError("unlock", err)
-		}
-		ok, err = m.acquireBusy(n, ctx, shared, wait)
-	default:
-		if err := m.unjoin(); err != nil {
-			return false, m.pathError("unlock", err)
-		}
-		ok, err = m.acquire(ctx, shared, wait)
 	}
+	// Undo the addition and count as busy in one step. If the count is
+	// zero then while the handle is admitted (another reader of it got the
+	// admission meanwhile and left), ours was the count that kept it: give
+	// it back, as the last RUnlock would.
+	if n = m.state.Add(busyUnit - readUnit); n < 0 {
+		panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
+	}
+	if err := m.giveBack(n); err != nil {
+		m.state.Add(-busyUnit)
+		return false, m.pathError("unlock", err)
+	}
+	ok, err := m.acquireBusy(n, ctx, shared, wait)
 	if !ok {
 		return false, err
 	}
@@ -427,21 +419,6 @@ func (m *RWMutex) installAdmission(delta int64) {
 			return
 		}
 	}
-}
-
-// unjoin undoes a reader's addition to the handle's count that joined
-// nothing. If that brings the count to zero, the admission is given back as
-// by the last RUnlock, which may release the OS lock: its error is
-// returned.
-func (m *RWMutex) unjoin() error {
-	n := m.state.Add(-readUnit)
-	if n >= readUnit || m.rm != nil {
-		return nil
-	}
-	if n < 0 {
-		panic("flock: RUnlock of unlocked RWMutex " + m.path) // by another goroutine, meanwhile
-	}
-	return m.giveBack(n)
 }
 
 // Unlock releases a write lock taken through m. It panics if m is not

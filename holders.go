@@ -187,24 +187,27 @@ func (m *RWMutex) withHolders(ctx context.Context, err error) error {
 	// reading /proc/locks.
 	e.mu.Lock()
 	l := e.lookup
-	if l == nil {
+	start := l == nil
+	if start {
 		l = &holdersLookup{found: make(chan struct{})}
 		e.lookup = l
-		holderLookups.Add(1)
-		lookupsRunning.Add(1)
-		go func() {
-			defer lookupsRunning.Done()
-			defer registry.release(e)
-			l.holders, _ = lookupHolders(e, maxNamed)
-			e.mu.Lock()
-			e.lookup = nil
-			e.mu.Unlock()
-			close(l.found)
-		}()
-	} else {
-		defer registry.release(e) // the handle's reference keeps e
 	}
 	e.mu.Unlock()
+	if !start {
+		registry.release(e) // the handle's reference keeps e
+		return &heldError{err: err, lookup: l}
+	}
+	holderLookups.Add(1)
+	lookupsRunning.Add(1)
+	go func() {
+		defer lookupsRunning.Done()
+		defer registry.release(e)
+		l.holders, _ = lookupHolders(e, maxNamed)
+		e.mu.Lock()
+		e.lookup = nil
+		e.mu.Unlock()
+		close(l.found)
+	}()
 	return &heldError{err: err, lookup: l}
 }
 
@@ -214,7 +217,7 @@ var lookupHolders = holdersOf
 // A holdersLookup is a lookup of the holders of an entry's lock for lock
 // errors; holders is set before found is closed.
 type holdersLookup struct {
-	found   chan struct{} // nil if holders is set already
+	found   chan struct{}
 	holders []Holder
 }
 
@@ -232,9 +235,7 @@ func (e *heldError) Unwrap() error { return e.err }
 //	context deadline exceeded (held by pid 1234 "flock", exclusive)
 //	context canceled (held by pid 10 "a", shared; pid 11 "b", shared; and 2 more)
 func (e *heldError) Error() string {
-	if e.lookup.found != nil {
-		<-e.lookup.found
-	}
+	<-e.lookup.found
 	hs := e.lookup.holders
 	if len(hs) == 0 {
 		return e.err.Error()

@@ -208,7 +208,9 @@ func TestHeldErrorText(t *testing.T) {
 			`context deadline exceeded (held by pid 1, shared; pid 2 "a\nb", shared; pid 3, shared; and 2 more)`},
 	}
 	for _, tt := range tests {
-		e := &heldError{err: context.DeadlineExceeded, lookup: &holdersLookup{holders: tt.hs}}
+		found := make(chan struct{})
+		close(found)
+		e := &heldError{err: context.DeadlineExceeded, lookup: &holdersLookup{found: found, holders: tt.hs}}
 		if got := e.Error(); got != tt.want {
 			t.Errorf("heldError%+v = %q; want %q", tt.hs, got, tt.want)
 		}

@@ -24,20 +24,7 @@ func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	if own != unlocked {
 		return ownHolder(own, "FLOCK"), nil
 	}
-	probe := func(typ int16) (unix.Flock_t, error) {
-		for {
-			lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
-			if err := unix.FcntlFlock(uintptr(fd.main), unix.F_GETLK, &lk); err != unix.EINTR {
-				return lk, err
-			}
-		}
-	}
-	lk, err := probe(unix.F_WRLCK)
-	if err == unix.EBADF {
-		// In case a write-lock probe is refused through a descriptor
-		// open for reading only: a read-lock probe still finds a writer.
-		lk, err = probe(unix.F_RDLCK)
-	}
+	lk, err := probeLock(fd.main)
 	if err != nil {
 		return nil, lockError(err)
 	}
@@ -50,6 +37,3 @@ func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	}
 	return []Holder{h}, nil
 }
-
-// holderCommand returns "": F_GETLK tells nothing of the holder but its pid.
-func holderCommand(pid int) string { return "" }

@@ -12,20 +12,7 @@ import "golang.org/x/sys/unix"
 // (own) is added from the package's state.
 func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	hs := ownHolder(own, "POSIX")
-	probe := func(typ int16) (unix.Flock_t, error) {
-		for {
-			lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
-			if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != unix.EINTR {
-				return lk, err
-			}
-		}
-	}
-	lk, err := probe(unix.F_WRLCK)
-	if err == unix.EBADF {
-		// Some systems refuse a write-lock probe through a descriptor
-		// open for reading only; a read-lock probe still finds a writer.
-		lk, err = probe(unix.F_RDLCK)
-	}
+	lk, err := probeLock(int(fd))
 	if err != nil {
 		return nil, lockError(err)
 	}
@@ -34,6 +21,3 @@ func sysHolders(fd fd, id fileID, own lockMode) ([]Holder, error) {
 	}
 	return hs, nil
 }
-
-// holderCommand returns "": F_GETLK tells nothing of the holder but its pid.
-func holderCommand(pid int) string { return "" }

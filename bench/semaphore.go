@@ -31,7 +31,6 @@ import (
 	"testing"
 
 	"github.com/go-flock/flock"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -108,16 +107,7 @@ func semaphoreGroups(dir string) []benchGroup {
 		{"acquire", semCase(false)},
 		{"try", semCase(true)},
 		{"rwmutex", lockUnlockOurs(filepath.Join(dir, "m.lock"))},
-		{"raw", func(b *testing.B) {
-			f, fd := openRaw(b, filepath.Join(dir, "raw.lock"))
-			defer stopThen(b, func() { f.Close() })
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				check(flockRetry(fd, unix.LOCK_EX))
-				check(flockRetry(fd, unix.LOCK_UN))
-			}
-		}},
+		{"raw", lockUnlockRaw(filepath.Join(dir, "raw.lock"))},
 	}}}
 }
 
