@@ -67,15 +67,10 @@ func BenchmarkSyncRWMutex(b *testing.B) {
 			m.Unlock()
 		}
 	})
-	b.Run("RLockParallel", func(b *testing.B) {
-		b.SetParallelism(parallelReaders(b))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				m.RLock()
-				m.RUnlock()
-			}
-		})
-	})
+	// Through method values, as BenchmarkRLockParallel calls the
+	// package's: a direct call would be inlined, which a call through a
+	// sync.Locker or a func never is.
+	b.Run("RLockParallel", func(b *testing.B) { parallel(b, m.RLock, m.RUnlock) })
 }
 
 // parallelReaders makes RunParallel use 8 goroutines in all, whatever
@@ -153,6 +148,37 @@ func BenchmarkAdmissionFloor(b *testing.B) {
 			shared.Add(-1)
 		}
 	})
+}
+
+// BenchmarkJoinFloor is the floor of BenchmarkRLockParallel's design, with
+// no lock at all: what a reader joining the read admission of its handle
+// does. Beside sync.RWMutex's two additions (RLock's and RUnlock's, each
+// checked for a writer), RLock loads the handle's entry and its reader
+// count, which is how it sees a writer of the process waiting (the gate is
+// FIFO), and RUnlock the handle's floor. Run with -cpu 1,2: on one CPU no
+// core fights another over the words, and the difference from
+// sync.RWMutex is those loads alone.
+func BenchmarkJoinFloor(b *testing.B) {
+	type entryWords struct{ readers atomic.Int64 }
+	type handleWords struct {
+		e         *entryWords
+		readFloor int64
+		state     atomic.Int64
+	}
+	h := &handleWords{e: new(entryWords), readFloor: readUnit}
+	h.e.readers.Store(1)                  // the standing reader
+	h.state.Store(readUnit | admittedBit) // its count and the admission
+	lock := func() {
+		if n := h.state.Add(readUnit); n&admittedBit == 0 || h.e.readers.Load() <= 0 {
+			panic("not joined")
+		}
+	}
+	unlock := func() {
+		if n := h.state.Add(-readUnit); n < h.readFloor {
+			panic("last reader")
+		}
+	}
+	parallel(b, lock, unlock)
 }
 
 // BenchmarkWeightedGateParallel is the reader join of

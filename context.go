@@ -62,7 +62,7 @@ type osWait struct {
 // flight. If beside, a wait of the other mode is in flight and the new one
 // must be separate from it; startWait returns nil if it cannot be. If
 // inline, the caller, which cannot give up (no context to end), makes the
-// wait itself (see entry.waitInline) and saves the hop through a wait
+// wait itself (see entry.lockOS) and saves the hop through a wait
 // goroutine; otherwise a wait goroutine makes it. e.mu must be held.
 func (e *entry) startWait(mode lockMode, beside, inline bool) *osWait {
 	sep := separateWait(e.fd, mode)
@@ -85,19 +85,17 @@ func (e *entry) wait(c *osWait) {
 	registry.drop(e)
 }
 
-// waitInline makes the inline wait c on the caller's goroutine, which is
-// admitted in c.mode and stays so: c is never abandoned (nobody needs its
-// mode less than its caller), and others of its mode adopt it as they
-// would a wait goroutine's. It is called and returns without e.mu; the
-// caller's handle keeps the entry referred to.
-func (e *entry) waitInline(c *osWait) {
-	e.waitDone(c, e.osWait(c))
-}
-
-// waitDone records the end of wait c: the lock it got, if any, or its
-// error.
+// waitDone records the end of wait c, as waitEnded does, for a wait
+// goroutine.
 func (e *entry) waitDone(c *osWait, err error) {
 	e.mu.Lock()
+	e.waitEnded(c, err)
+	e.mu.Unlock()
+}
+
+// waitEnded records the end of wait c: the lock it got, if any, or its
+// error. e.mu must be held.
+func (e *entry) waitEnded(c *osWait, err error) {
 	e.inflight[c.mode] = nil
 	c.stopRegate()
 	switch err {
@@ -116,7 +114,6 @@ func (e *entry) waitDone(c *osWait, err error) {
 	c.releaseGate()
 	e.settle() // releases the lock if its caller left meanwhile
 	e.notify()
-	e.mu.Unlock()
 }
 
 // osWait waits for the OS lock in c.mode, first for the gate if the wait

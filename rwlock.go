@@ -372,9 +372,16 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			// change we wait for.
 			own = e.startWait(mode, other != nil, done == nil)
 			if own != nil && own.inline {
+				// The inline wait (see startWait): its caller is admitted
+				// in its mode and stays so, so it is never abandoned, and
+				// others of the mode adopt it as they would a wait
+				// goroutine's; its handle keeps the entry referred to. Its
+				// end is recorded in the same critical section that then
+				// finds the lock held.
 				e.mu.Unlock()
-				e.waitInline(own)
+				err := e.osWait(own)
 				e.mu.Lock()
+				e.waitEnded(own, err)
 				if own.err != nil {
 					e.leave(mode)
 					e.mu.Unlock()

@@ -204,7 +204,6 @@ func TestSemaphoreGateRemovedWhileHeld(t *testing.T) {
 // close; no descriptor is left.
 func TestSemaphoreCloseDuringRelease(t *testing.T) {
 	dir := t.TempDir()
-	before := openFDs(t)
 	for i := 0; i < 300; i++ {
 		s, err := OpenSemaphore(dir, "cr", 2)
 		if err != nil {
@@ -226,7 +225,7 @@ func TestSemaphoreCloseDuringRelease(t *testing.T) {
 		}
 		<-released
 	}
-	if after := openFDs(t); after != before {
-		t.Fatalf("%d descriptors open before 300 rounds, %d after", before, after)
+	if open := descriptorsUnder(t, dir); len(open) != 0 {
+		t.Fatalf("descriptors left open by 300 rounds: %q", open)
 	}
 }
