@@ -20,12 +20,7 @@ func init() {
 // BenchmarkRawFlock is the floor for one lock/unlock pair: flock(2)
 // LOCK_EX then LOCK_UN on a descriptor kept open.
 func BenchmarkRawFlock(b *testing.B) {
-	f, err := os.Create(lockPath(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
+	fd := rawLockFD(b)
 	for _, how := range []struct {
 		name string
 		how  int
@@ -40,6 +35,68 @@ func BenchmarkRawFlock(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRawFlockDepth is BenchmarkRawFlock/LOCK_EX with each call made
+// from 0, 4 or 8 frames deeper (distinct functions, as a lock method's
+// frames are): what a frame between a lock method and the system call
+// costs. On CPUs whose kernel clears or refills the return-address
+// predictor on a system call's way back (see
+// /sys/devices/system/cpu/vulnerabilities: spectre_v2's "RSB filling",
+// spec_rstack_overflow's "Safe RET"), the returns after the call are
+// mispredicted, so a frame costs several ns per call rather than one: that
+// is much of what the gate adds to an uncontended Lock+Unlock, whose
+// calls return through five frames of the package after LOCK_EX and three
+// after LOCK_UN.
+func BenchmarkRawFlockDepth(b *testing.B) {
+	fd := rawLockFD(b)
+	for _, c := range []struct {
+		depth int
+		flock func(fd, how int) error
+	}{{0, unix.Flock}, {4, flockBelow4}, {8, flockBelow8}} {
+		b.Run(strconv.Itoa(c.depth), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c.flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+				c.flock(fd, unix.LOCK_UN)
+			}
+		})
+	}
+}
+
+// rawLockFD returns a descriptor of a new lock file, closed when b ends.
+func rawLockFD(b *testing.B) int {
+	f, err := os.Create(lockPath(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return int(f.Fd())
+}
+
+// flockBelowN calls flock(2) N frames below its caller.
+
+//go:noinline
+func flockBelow1(fd, how int) error { return unix.Flock(fd, how) }
+
+//go:noinline
+func flockBelow2(fd, how int) error { return flockBelow1(fd, how) }
+
+//go:noinline
+func flockBelow3(fd, how int) error { return flockBelow2(fd, how) }
+
+//go:noinline
+func flockBelow4(fd, how int) error { return flockBelow3(fd, how) }
+
+//go:noinline
+func flockBelow5(fd, how int) error { return flockBelow4(fd, how) }
+
+//go:noinline
+func flockBelow6(fd, how int) error { return flockBelow5(fd, how) }
+
+//go:noinline
+func flockBelow7(fd, how int) error { return flockBelow6(fd, how) }
+
+//go:noinline
+func flockBelow8(fd, how int) error { return flockBelow7(fd, how) }
 
 // holderMain takes and releases an exclusive flock(2) lock on command: "l"
 // locks and answers "ok"; "s" downgrades it to shared and answers "ok"; "u"

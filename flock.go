@@ -210,7 +210,8 @@ func (m *RWMutex) File() *os.File {
 // lock manager): a sync.Locker cannot return an error. Use LockContext to
 // get such errors returned.
 func (m *RWMutex) Lock() {
-	if _, err := m.acquire(nil, exclusive, true); err != nil {
+	m.mustBeOpened()
+	if _, err := m.acquire(m.state.Add(busyUnit), nil, exclusive, true); err != nil {
 		panic(err)
 	}
 	m.writer.Store(true) // busyUnit stays until Unlock
@@ -299,7 +300,8 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 	if mode == shared {
 		return m.rlock(ctx, wait)
 	}
-	ok, err := m.acquire(ctx, exclusive, wait)
+	m.mustBeOpened()
+	ok, err := m.acquire(m.state.Add(busyUnit), ctx, exclusive, wait)
 	if ok {
 		m.writer.Store(true) // busyUnit stays until Unlock
 	}
@@ -307,16 +309,19 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 }
 
 // acquire takes a lock in mode from the entry (or, with RemoveOnUnlock,
-// the file now at the path), counting the goroutine as busy meanwhile: on
-// success the busyUnit stays for the caller to settle, on failure it goes.
-func (m *RWMutex) acquire(ctx context.Context, mode lockMode, wait bool) (bool, error) {
-	m.mustBeOpened()
-	return m.acquireBusy(m.state.Add(busyUnit), ctx, mode, wait)
-}
-
-// acquireBusy is acquire once the busyUnit is added; n is the state after
-// the addition.
-func (m *RWMutex) acquireBusy(n int64, ctx context.Context, mode lockMode, wait bool) (bool, error) {
+// the file now at the path) for a goroutine that counts itself busy
+// meanwhile: its caller added the busyUnit, and n is the state after the
+// addition. On success the busyUnit stays for the caller to settle, on
+// failure it goes.
+//
+// Callers add the busyUnit themselves rather than through a helper, and
+// the entry makes an uncontended lock's system call from lockOS itself and
+// an uncontended unlock's from entry.unlock: where the kernel clears the
+// CPU's return-address predictor on a system call's way back (Spectre-class
+// mitigations), each frame between Lock and the call costs some 7 ns on
+// return (BenchmarkRawFlockDepth), which is much of what the gate adds to
+// an uncontended Lock+Unlock.
+func (m *RWMutex) acquire(n int64, ctx context.Context, mode lockMode, wait bool) (bool, error) {
 	if n&closedBit != 0 {
 		m.state.Add(-busyUnit)
 		return false, m.pathError("lock", os.ErrClosed)
@@ -386,7 +391,7 @@ func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, erro
 		m.state.Add(-busyUnit)
 		return false, m.pathError("unlock", err)
 	}
-	ok, err := m.acquireBusy(n, ctx, shared, wait)
+	ok, err := m.acquire(n, ctx, shared, wait)
 	if !ok {
 		return false, err
 	}
@@ -438,7 +443,12 @@ func (m *RWMutex) Unlock() {
 			m.keepError("sync", err)
 		}
 	}
-	err := m.unlock(exclusive)
+	var err error
+	if m.rm == nil {
+		err = m.e.unlock(exclusive)
+	} else {
+		err = m.unlockRemoving(exclusive)
+	}
 	m.state.Add(-busyUnit)
 	if err != nil {
 		panic(m.pathError("unlock", err))
@@ -466,7 +476,7 @@ func (m *RWMutex) runlockSlow(n int64) {
 	}
 	var err error
 	if m.rm != nil {
-		err = m.unlock(shared) // every read lock has its own admission
+		err = m.unlockRemoving(shared) // every read lock has its own admission
 	} else {
 		err = m.giveBack(n)
 	}
@@ -490,13 +500,6 @@ func (m *RWMutex) giveBack(n int64) error {
 		n = m.state.Load()
 	}
 	return nil
-}
-
-func (m *RWMutex) unlock(mode lockMode) error {
-	if m.rm == nil {
-		return m.e.unlock(mode)
-	}
-	return m.unlockRemoving(mode)
 }
 
 func (m *RWMutex) unlockRemoving(mode lockMode) error {

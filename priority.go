@@ -144,18 +144,16 @@ func takeGate(g *entry, ctx context.Context, mode lockMode) (lockMode, error) {
 	return gm, nil
 }
 
-// osTry takes the OS lock in mode without waiting, through the gate if e
-// has one. A writer first tries without the gate: if the lock is free it
+// osTryGated takes the OS lock in mode without waiting, through e's gate
+// (without a gate the OS lock is tried on its own: lockFile). A writer
+// first tries without the gate: if the lock is free it
 // needs no priority, and holding it without the gate orders nobody
 // differently (a writer of another process then waits holding the gate, as
 // it would behind any holder); so an uncontended Lock costs what it does
 // without the option. Otherwise a writer keeps the gate with the lock; a
 // reader, and anyone who failed, lets it go at once (a wait takes it again
 // for itself). e.mu must be held.
-func (e *entry) osTry(mode lockMode) error {
-	if e.gate == nil {
-		return lockFile(e.fd, mode)
-	}
+func (e *entry) osTryGated(mode lockMode) error {
 	if mode == exclusive {
 		if err := lockFile(e.fd, mode); err != errWouldBlock {
 			return err

@@ -353,7 +353,12 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			// Nothing in flight, or the other mode's wait on an owner of
 			// its own, which the admitted goroutines (of our mode) do not
 			// want: try beside it.
-			err := e.osTry(mode)
+			var err error
+			if e.gate == nil {
+				err = lockFile(e.fd, mode) // from here, not a frame deeper (see RWMutex.acquire)
+			} else {
+				err = e.osTryGated(mode)
+			}
 			if err == nil {
 				e.held = mode
 				e.notify() // admitted goroutines waiting for a change
@@ -456,6 +461,15 @@ func (e *entry) unlock(mode lockMode) error {
 	defer e.mu.Unlock()
 	if mode == exclusive {
 		e.writer = false
+		if e.held == exclusive && e.queue.Len() == 0 && !e.waiting() && e.gateHeld == unlocked {
+			// What settleAfter does here, with the system call a frame
+			// closer to Unlock (see RWMutex.acquire): nobody to admit,
+			// nobody admitted (a writer is admitted alone), so the
+			// exclusive lock goes; the fast path stays closed and no wait
+			// is in flight to abandon.
+			e.held, e.handoffs = unlocked, 0
+			return unlockFile(e.fd)
+		}
 		return e.settleAfter(e.held == exclusive)
 	}
 	return e.settle()
