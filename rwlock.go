@@ -279,6 +279,20 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 	switch {
 	case e.admissible(mode):
 		e.admit(mode)
+		if e.held == unlocked && !e.waiting() && e.gate == nil {
+			// lockOS's first try, made here rather than a frame deeper
+			// (see RWMutex.acquire): with nothing held or in flight, it
+			// is what lockOS would do first.
+			err := lockFile(e.fd, mode)
+			if err == nil {
+				e.held = mode
+				e.notify()
+				e.setFast()
+				e.mu.Unlock()
+				return true, nil
+			}
+			return e.lockOS(ctx, done, mode, wait, err)
+		}
 	case !wait:
 		e.mu.Unlock()
 		return false, nil
@@ -307,7 +321,7 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 			return false, ctx.Err()
 		}
 	}
-	return e.lockOS(ctx, done, mode, wait)
+	return e.lockOS(ctx, done, mode, wait, nil)
 }
 
 // lockOS gets the OS lock for a goroutine the gate admitted in mode. It is
@@ -321,7 +335,11 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 // whatever another process does to its lock (release it, convert it, leave
 // only readers behind) is seen by a wait in the kernel that wants exactly
 // what the waiting goroutines want.
-func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool) (bool, error) {
+//
+// tried is the error of the try the caller made with e.mu held since, if
+// it made one (then nothing is held or in flight, and the first round
+// takes that result instead of trying again).
+func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool, tried error) (bool, error) {
 	for {
 		if e.held == mode {
 			e.setFast()
@@ -354,9 +372,12 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			// its own, which the admitted goroutines (of our mode) do not
 			// want: try beside it.
 			var err error
-			if e.gate == nil {
+			switch {
+			case tried != nil:
+				err, tried = tried, nil
+			case e.gate == nil:
 				err = lockFile(e.fd, mode) // from here, not a frame deeper (see RWMutex.acquire)
-			} else {
+			default:
 				err = e.osTryGated(mode)
 			}
 			if err == nil {
