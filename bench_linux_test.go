@@ -45,8 +45,8 @@ func BenchmarkRawFlock(b *testing.B) {
 // spec_rstack_overflow's "Safe RET"), the returns after the call are
 // mispredicted, so a frame costs several ns per call rather than one: that
 // is much of what the gate adds to an uncontended Lock+Unlock, whose
-// calls return through three frames of the package after LOCK_EX and
-// three after LOCK_UN.
+// calls return through five frames of the package after LOCK_EX and five
+// after LOCK_UN.
 func BenchmarkRawFlockDepth(b *testing.B) {
 	fd := rawLockFD(b)
 	for _, c := range []struct {

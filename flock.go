@@ -211,15 +211,7 @@ func (m *RWMutex) File() *os.File {
 // get such errors returned.
 func (m *RWMutex) Lock() {
 	m.mustBeOpened()
-	n := m.state.Add(busyUnit)
-	if n&closedBit == 0 && m.rm == nil {
-		// acquire's common case, a frame closer to the system call (see
-		// acquire). With no context to end, it fails only with an error.
-		if _, err := m.e.lock(nil, exclusive, true); err != nil {
-			m.state.Add(-busyUnit)
-			panic(m.pathError("lock", err))
-		}
-	} else if _, err := m.acquire(n, nil, exclusive, true); err != nil {
+	if _, err := m.acquire(m.state.Add(busyUnit), nil, exclusive, true); err != nil {
 		panic(err)
 	}
 	m.writer.Store(true) // busyUnit stays until Unlock
@@ -322,14 +314,12 @@ func (m *RWMutex) lock(ctx context.Context, mode lockMode, wait bool) (bool, err
 // addition. On success the busyUnit stays for the caller to settle, on
 // failure it goes.
 //
-// Callers add the busyUnit themselves rather than through a helper, Lock
-// makes acquire's common case itself, and the entry makes an uncontended
-// lock's system call from entry.lock and an uncontended unlock's from
-// entry.unlock: where the kernel clears the CPU's return-address predictor
-// on a system call's way back (Spectre-class mitigations), each frame
-// between Lock and the call costs some 7 ns on return
-// (BenchmarkRawFlockDepth), which is much of what the gate adds to an
-// uncontended Lock+Unlock.
+// Callers add the busyUnit themselves rather than through a helper, lockOS
+// tries an ungated lock itself, and Unlock calls the entry's unlock
+// directly: where the kernel clears the CPU's return-address predictor on
+// a system call's way back (Spectre-class mitigations), each frame between
+// Lock and the call costs some 7 ns on return (BenchmarkRawFlockDepth),
+// which is much of what the gate adds to an uncontended Lock+Unlock.
 func (m *RWMutex) acquire(n int64, ctx context.Context, mode lockMode, wait bool) (bool, error) {
 	if n&closedBit != 0 {
 		m.state.Add(-busyUnit)

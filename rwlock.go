@@ -279,20 +279,6 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 	switch {
 	case e.admissible(mode):
 		e.admit(mode)
-		if e.held == unlocked && !e.waiting() && e.gate == nil {
-			// lockOS's first try, made here rather than a frame deeper
-			// (see RWMutex.acquire): with nothing held or in flight, it
-			// is what lockOS would do first.
-			err := lockFile(e.fd, mode)
-			if err == nil {
-				e.held = mode
-				e.notify()
-				e.setFast()
-				e.mu.Unlock()
-				return true, nil
-			}
-			return e.lockOS(ctx, done, mode, wait, err)
-		}
 	case !wait:
 		e.mu.Unlock()
 		return false, nil
@@ -321,7 +307,7 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 			return false, ctx.Err()
 		}
 	}
-	return e.lockOS(ctx, done, mode, wait, nil)
+	return e.lockOS(ctx, done, mode, wait)
 }
 
 // lockOS gets the OS lock for a goroutine the gate admitted in mode. It is
@@ -335,11 +321,7 @@ func (e *entry) lock(ctx context.Context, mode lockMode, wait bool) (bool, error
 // whatever another process does to its lock (release it, convert it, leave
 // only readers behind) is seen by a wait in the kernel that wants exactly
 // what the waiting goroutines want.
-//
-// tried is the error of the try the caller made with e.mu held since, if
-// it made one (then nothing is held or in flight, and the first round
-// takes that result instead of trying again).
-func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool, tried error) (bool, error) {
+func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode, wait bool) (bool, error) {
 	for {
 		if e.held == mode {
 			e.setFast()
@@ -372,12 +354,9 @@ func (e *entry) lockOS(ctx context.Context, done <-chan struct{}, mode lockMode,
 			// its own, which the admitted goroutines (of our mode) do not
 			// want: try beside it.
 			var err error
-			switch {
-			case tried != nil:
-				err, tried = tried, nil
-			case e.gate == nil:
+			if e.gate == nil {
 				err = lockFile(e.fd, mode) // from here, not a frame deeper (see RWMutex.acquire)
-			default:
+			} else {
 				err = e.osTryGated(mode)
 			}
 			if err == nil {
@@ -482,15 +461,6 @@ func (e *entry) unlock(mode lockMode) error {
 	defer e.mu.Unlock()
 	if mode == exclusive {
 		e.writer = false
-		if e.held == exclusive && e.queue.Len() == 0 && !e.waiting() && e.gateHeld == unlocked {
-			// What settleAfter does here, with the system call a frame
-			// closer to Unlock (see RWMutex.acquire): nobody to admit,
-			// nobody admitted (a writer is admitted alone), so the
-			// exclusive lock goes; the fast path stays closed and no wait
-			// is in flight to abandon.
-			e.held, e.handoffs = unlocked, 0
-			return unlockFile(e.fd)
-		}
 		return e.settleAfter(e.held == exclusive)
 	}
 	return e.settle()

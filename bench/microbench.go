@@ -79,16 +79,16 @@ func lockUnlockOurs(path string, opts ...flock.Option) func(b *testing.B) {
 	}
 }
 
-// lockUnlockRaw is LOCK_EX then LOCK_UN in a loop on a descriptor opened
-// once: the floor of lockUnlockOurs.
-func lockUnlockRaw(path string) func(b *testing.B) {
+// lockUnlockRaw is flock(2) how (LOCK_EX or LOCK_SH) then LOCK_UN in a
+// loop on a descriptor opened once: the floor of lockUnlockOurs.
+func lockUnlockRaw(path string, how int) func(b *testing.B) {
 	return func(b *testing.B) {
 		f, fd := openRaw(b, path)
 		defer stopThen(b, func() { f.Close() })
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			check(flockRetry(fd, unix.LOCK_EX))
+			check(flockRetry(fd, how))
 			check(flockRetry(fd, unix.LOCK_UN))
 		}
 	}
@@ -127,7 +127,7 @@ func uncontendedGroups(dir string) []benchGroup {
 					check(g.Unlock())
 				}
 			}},
-			{"raw", lockUnlockRaw(p("lock", "raw"))},
+			{"raw", lockUnlockRaw(p("lock", "raw"), unix.LOCK_EX)},
 			{"sync", func(b *testing.B) {
 				var mu sync.Mutex
 				b.ReportAllocs()
@@ -158,16 +158,7 @@ func uncontendedGroups(dir string) []benchGroup {
 					check(g.Unlock())
 				}
 			}},
-			{"raw", func(b *testing.B) {
-				f, fd := openRaw(b, p("rlock", "raw"))
-				defer stopThen(b, func() { f.Close() })
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					check(flockRetry(fd, unix.LOCK_SH))
-					check(flockRetry(fd, unix.LOCK_UN))
-				}
-			}},
+			{"raw", lockUnlockRaw(p("rlock", "raw"), unix.LOCK_SH)},
 			{"sync", func(b *testing.B) {
 				var mu sync.RWMutex
 				b.ReportAllocs()

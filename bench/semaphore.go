@@ -31,6 +31,7 @@ import (
 	"testing"
 
 	"github.com/go-flock/flock"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -107,7 +108,7 @@ func semaphoreGroups(dir string) []benchGroup {
 		{"acquire", semCase(false)},
 		{"try", semCase(true)},
 		{"rwmutex", lockUnlockOurs(filepath.Join(dir, "m.lock"))},
-		{"raw", lockUnlockRaw(filepath.Join(dir, "raw.lock"))},
+		{"raw", lockUnlockRaw(filepath.Join(dir, "raw.lock"), unix.LOCK_EX)},
 	}}}
 }
 
