@@ -17,25 +17,6 @@ func init() {
 	childRoles["holder"] = holderMain
 }
 
-// BenchmarkRawFlock is the floor for one lock/unlock pair: flock(2)
-// LOCK_EX then LOCK_UN on a descriptor kept open.
-func BenchmarkRawFlock(b *testing.B) {
-	fd := rawLockFD(b)
-	for _, how := range []struct {
-		name string
-		how  int
-	}{{"LOCK_EX", unix.LOCK_EX}, {"LOCK_SH", unix.LOCK_SH}} {
-		b.Run(how.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				unix.Flock(fd, how.how|unix.LOCK_NB)
-				unix.Flock(fd, unix.LOCK_UN)
-			}
-		})
-	}
-}
-
 // BenchmarkRawFlockDepth is BenchmarkRawFlock/LOCK_EX with each call made
 // from 0, 4 or 8 frames deeper (distinct functions, as a lock method's
 // frames are): what a frame between a lock method and the system call

@@ -43,6 +43,11 @@ type fd = *flockFD
 type flockFD struct {
 	main int    // the entry's file
 	name string // the path main was opened by
+	// direct is whether lockFile and unlockFile, which do not wait, call
+	// the kernel directly, without the Go runtime's bookkeeping for a call
+	// that may block (see locksNeverSleep): 0 until the first lockFile
+	// asks the file system, then 1 or -1.
+	direct int8
 	// wait holds the descriptors for blocking waits, by mode, or -1.
 	wait [exclusive + 1]int
 	// carrier is the mode whose wait descriptor carries the lock held, or
@@ -55,10 +60,21 @@ func sysFD(f *os.File) fd {
 }
 
 func lockFile(fd fd, mode lockMode) error {
-	return flock(fd.main, mode, false)
+	return flock(fd.main, mode, false, fd)
 }
 
-func flock(fd int, mode lockMode, wait bool) error {
+// flock takes the lock on the descriptor d, waiting if wait is set. A call
+// that does not wait names fd, the backend's state for d's file: it then
+// goes to the kernel directly where fd's file system allows (see
+// locksNeverSleep, asked the first time).
+func flock(d int, mode lockMode, wait bool, fd *flockFD) error {
+	direct := false
+	if fd != nil {
+		if fd.direct == 0 {
+			fd.askDirect()
+		}
+		direct = fd.direct > 0
+	}
 	how := unix.LOCK_SH
 	if mode == exclusive {
 		how = unix.LOCK_EX
@@ -67,7 +83,13 @@ func flock(fd int, mode lockMode, wait bool) error {
 		how |= unix.LOCK_NB
 	}
 	for {
-		switch err := unix.Flock(fd, how); err {
+		var err error
+		if direct {
+			err = flockDirect(d, how)
+		} else {
+			err = unix.Flock(d, how)
+		}
+		switch err {
 		case nil:
 			return nil
 		case unix.EINTR:
@@ -76,6 +98,14 @@ func flock(fd int, mode lockMode, wait bool) error {
 		default:
 			return lockError(err)
 		}
+	}
+}
+
+// askDirect sets fd.direct from fd's file system.
+func (fd *flockFD) askDirect() {
+	fd.direct = -1
+	if locksNeverSleep(fd.main) {
+		fd.direct = 1
 	}
 }
 
@@ -116,9 +146,9 @@ func separateWait(fd fd, mode lockMode) bool {
 // waitFile blocks in the kernel; flock(2) offers no way to abandon the wait.
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {
 	if w := fd.wait[mode]; w >= 0 {
-		return flock(w, mode, true)
+		return flock(w, mode, true, nil)
 	}
-	return flock(fd.main, mode, true)
+	return flock(fd.main, mode, true, nil)
 }
 
 // waitGranted records that the wait descriptor of mode, if the wait went
@@ -154,7 +184,13 @@ func unlockFile(fd fd) error {
 		fd.carrier = unlocked
 	}
 	for {
-		if err := unix.Flock(d, unix.LOCK_UN); err != unix.EINTR {
+		var err error
+		if fd.direct > 0 {
+			err = flockDirect(d, unix.LOCK_UN)
+		} else {
+			err = unix.Flock(d, unix.LOCK_UN)
+		}
+		if err != unix.EINTR {
 			return err
 		}
 	}

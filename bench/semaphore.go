@@ -108,7 +108,7 @@ func semaphoreGroups(dir string) []benchGroup {
 		{"acquire", semCase(false)},
 		{"try", semCase(true)},
 		{"rwmutex", lockUnlockOurs(filepath.Join(dir, "m.lock"))},
-		{"raw", lockUnlockRaw(filepath.Join(dir, "raw.lock"), unix.LOCK_EX)},
+		{"raw", lockUnlockRaw(filepath.Join(dir, "raw.lock"), unix.LOCK_EX, false)},
 	}}}
 }
 

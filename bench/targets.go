@@ -21,6 +21,7 @@ type results struct {
 	other map[int]float64
 
 	lockNs, lockGofrsNs, lockRawNs, lockAllocs float64
+	lockRawDirectNs                            float64
 	prioNs, removeNs, removeAllocs             float64
 	joinOurs, joinGofrs, standOurs, standGofrs float64
 	joinHandles, joinSync                      float64
@@ -91,6 +92,10 @@ func (r *results) targets(cfg *config) *table {
 		scenarioOf = 1
 		atLeast("uncontended Lock+Unlock: gofrs time ÷ ours", 4, r.lockGofrsNs/r.lockNs, "≥ 4x")
 		atMost("uncontended Lock+Unlock: ours time ÷ raw flock(2)", 1.08, r.lockNs/r.lockRawNs, "≤ 1.08x", fmtRatio(r.lockNs/r.lockRawNs))
+		// No target: what the gate itself costs, over the same system
+		// calls made as the package makes them (see lockUnlockRawDirect).
+		row("uncontended Lock+Unlock: ours time ÷ raw direct (the same calls as raw system calls): the gate's own cost",
+			"(no target)", fmtRatio(r.lockNs/r.lockRawDirectNs)+fmt.Sprintf(" (+%.0f ns)", r.lockNs-r.lockRawDirectNs), "—", load())
 		atMost("uncontended Lock+Unlock: allocations", 0, r.lockAllocs, "0 allocs/op", fmtAllocs(r.lockAllocs)+" allocs/op")
 		atMost("uncontended Lock+Unlock, WriterPriority ÷ plain", 1.3, r.prioNs/r.lockNs, "≤ 1.3x", fmtRatio(r.prioNs/r.lockNs))
 		atMost("uncontended Lock+Unlock, RemoveOnUnlock: allocations", 3, r.removeAllocs, "≤ 3 allocs/op", fmtAllocs(r.removeAllocs)+" allocs/op")

@@ -70,13 +70,18 @@ func scenario1(cfg *config, res *results) ([]*table, error) {
 		title: "1. Uncontended lock and unlock (one goroutine, nobody else on the file)",
 		header: []string{"operation", "ours ns/op", "ours B/op", "ours allocs/op",
 			"gofrs ns/op", "gofrs B/op", "gofrs allocs/op",
-			"raw flock(2) ns/op (floor)", "sync ns/op", "ours/gofrs time", "ours/raw time"},
+			"raw flock(2) ns/op (floor)", "raw direct ns/op", "sync ns/op", "ours/gofrs time", "ours/raw time", "ours/raw direct time"},
 	}
 	add := func(label, group, oursCase string) {
 		o, g, r, s := med[group+"/"+oursCase], med[group+"/gofrs"], med[group+"/raw"], med[group+"/sync"]
+		d, ok := med[group+"/raw-direct"]
+		direct, overDirect := "—", "—"
+		if ok {
+			direct, overDirect = fmtNs(d.ns), fmtRatio(o.ns/d.ns)
+		}
 		t.row(label, fmtNs(o.ns), fmtBytesOp(o.bytes), fmtAllocs(o.allocs),
 			fmtNs(g.ns), fmtBytesOp(g.bytes), fmtAllocs(g.allocs),
-			fmtNs(r.ns), fmtNs(s.ns), fmtRatio(o.ns/g.ns), fmtRatio(o.ns/r.ns))
+			fmtNs(r.ns), direct, fmtNs(s.ns), fmtRatio(o.ns/g.ns), fmtRatio(o.ns/r.ns), overDirect)
 	}
 	add("Lock+Unlock", "LockUnlock", "ours")
 	add("LockContext+Unlock ¹", "LockUnlock", "ours-ctx")
@@ -86,12 +91,13 @@ func scenario1(cfg *config, res *results) ([]*table, error) {
 	add("TryLock+Unlock", "TryLockUnlock", "ours")
 	t.note("Median of %d rounds of testing.Benchmark (-benchtime %v each), cases interleaved. ours/gofrs below 1 means ours is faster; gofrs/ours = %s for Lock+Unlock.",
 		cfg.reps, cfg.benchtime, fmtRatio(med["LockUnlock/gofrs"].ns/med["LockUnlock/ours"].ns))
-	t.note("raw flock(2): LOCK_EX (LOCK_SH, LOCK_EX|LOCK_NB) then LOCK_UN on a descriptor kept open. sync: sync.Mutex (sync.RWMutex.RLock for the read row). gofrs opens and closes the file on every Lock/Unlock.")
+	t.note("raw flock(2): LOCK_EX (LOCK_SH, LOCK_EX|LOCK_NB) then LOCK_UN on a descriptor kept open, through unix.Flock, as any Go program makes them. raw direct: LOCK_EX|LOCK_NB (LOCK_SH|LOCK_NB) then LOCK_UN as raw system calls (unix.RawSyscall), as the package makes its calls that do not wait on a local file system (ext2/3/4, xfs, btrfs, f2fs, tmpfs, ramfs; see locksNeverSleep): ours less that is the gate's own cost. sync: sync.Mutex (sync.RWMutex.RLock for the read row). gofrs opens and closes the file on every Lock/Unlock.")
 	t.note("¹ The peer has no cancellable blocking lock, no writer priority and no safe removal; its columns repeat its Lock+Unlock. ² gofrs: RLock then Unlock (it has no RUnlock).")
 
 	res.lockNs = med["LockUnlock/ours"].ns
 	res.lockGofrsNs = med["LockUnlock/gofrs"].ns
 	res.lockRawNs = med["LockUnlock/raw"].ns
+	res.lockRawDirectNs = med["LockUnlock/raw-direct"].ns
 	res.lockAllocs = med["LockUnlock/ours"].allocs
 	res.prioNs = med["LockUnlock/ours-prio"].ns
 	res.removeNs, res.removeAllocs = med["LockUnlock/ours-remove"].ns, med["LockUnlock/ours-remove"].allocs
