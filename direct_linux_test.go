@@ -58,11 +58,11 @@ func TestLockCallsDirect(t *testing.T) {
 			if err := unix.Statfs(dir, &st); err != nil {
 				t.Skipf("no %s here: %v", dir, err)
 			}
-			want := int8(-1)
+			want := ordinaryCalls
 			if neverSleepingFS(uint32(st.Type)) {
-				want = 1
+				want = directCalls
 			}
-			if c.name == "procfs" && want != -1 {
+			if c.name == "procfs" && want != ordinaryCalls {
 				t.Fatalf("procfs taken for a file system whose lock calls never sleep")
 			}
 			created := false
@@ -75,10 +75,15 @@ func TestLockCallsDirect(t *testing.T) {
 			}
 			m.RLock()
 			m.RUnlock()
+			if got := m.e.fd.direct; got != askNextTime {
+				t.Errorf("%s: after the first lock, direct = %d, want %d (asked at the second lock)", c.path, got, askNextTime)
+			}
+			m.RLock()
+			m.RUnlock()
 			if got := m.e.fd.direct; got != want {
 				t.Errorf("%s (statfs type %#x): direct = %d, want %d", c.path, uint32(st.Type), got, want)
 			}
-			if c.name == "temp dir" && want != 1 {
+			if c.name == "temp dir" && want != directCalls {
 				t.Logf("the temp dir's file system (statfs type %#x) is not one whose lock calls never sleep: its calls take the ordinary path", uint32(st.Type))
 			}
 			if !m.Writable() {

@@ -45,9 +45,9 @@ type flockFD struct {
 	name string // the path main was opened by
 	// direct is whether lockFile and unlockFile, which do not wait, call
 	// the kernel directly, without the Go runtime's bookkeeping for a call
-	// that may block (see locksNeverSleep): 0 until the first lockFile
-	// asks the file system, then 1 or -1.
-	direct int8
+	// that may block (see locksNeverSleep); the second lockFile asks the
+	// file system (see flock).
+	direct directness
 	// wait holds the descriptors for blocking waits, by mode, or -1.
 	wait [exclusive + 1]int
 	// carrier is the mode whose wait descriptor carries the lock held, or
@@ -66,14 +66,19 @@ func lockFile(fd fd, mode lockMode) error {
 // flock takes the lock on the descriptor d, waiting if wait is set. A call
 // that does not wait names fd, the backend's state for d's file: it then
 // goes to the kernel directly where fd's file system allows (see
-// locksNeverSleep, asked the first time).
+// locksNeverSleep), once it has been asked.
 func flock(d int, mode lockMode, wait bool, fd *flockFD) error {
 	direct := false
 	if fd != nil {
-		if fd.direct == 0 {
+		switch fd.direct {
+		case notLockedYet:
+			// A file locked only once, as RemoveOnUnlock makes one per
+			// lock, is not worth an fstatfs(2).
+			fd.direct = askNextTime
+		case askNextTime:
 			fd.askDirect()
 		}
-		direct = fd.direct > 0
+		direct = fd.direct == directCalls
 	}
 	how := unix.LOCK_SH
 	if mode == exclusive {
@@ -101,11 +106,22 @@ func flock(d int, mode lockMode, wait bool, fd *flockFD) error {
 	}
 }
 
+// directness is how a descriptor's lock calls that do not wait go to the
+// kernel.
+type directness uint8
+
+const (
+	notLockedYet  directness = iota // ordinary calls
+	askNextTime                     // ordinary calls; the next lockFile asks the file system
+	directCalls                     // raw system calls: the file system's lock calls never sleep
+	ordinaryCalls                   // the runtime's ordinary system-call path
+)
+
 // askDirect sets fd.direct from fd's file system.
 func (fd *flockFD) askDirect() {
-	fd.direct = -1
+	fd.direct = ordinaryCalls
 	if locksNeverSleep(fd.main) {
-		fd.direct = 1
+		fd.direct = directCalls
 	}
 }
 
@@ -185,7 +201,7 @@ func unlockFile(fd fd) error {
 	}
 	for {
 		var err error
-		if fd.direct > 0 {
+		if fd.direct == directCalls {
 			err = flockDirect(d, unix.LOCK_UN)
 		} else {
 			err = unix.Flock(d, unix.LOCK_UN)
