@@ -4,13 +4,15 @@ package flock
 // (sys_*.go), and the vocabulary they share. Nothing here branches on the
 // platform.
 //
-// Each backend provides the types fd (what an entry locks through) and
-// fileID (a file's identity, as os.SameFile compares files), and:
+// Each backend provides the types fd (what an entry locks through), fdMem
+// (the memory an fd's state lives in, a field of the entry, so that an
+// entry is one allocation) and fileID (a file's identity, as os.SameFile
+// compares files), and:
 //
 //	statFile(path, noFollow) (fileID, error)
 //	openFile(path, *config) (*os.File, fileID, error)
 //	createSidecar(path, like fs.FileInfo, perm) (*os.File, fileID, error) // create path with permission bits perm and like's owner; the open creator, or nil if it existed (or, on Windows, always: the caller opens it)
-//	sysFD(*os.File) fd
+//	sysFD(*os.File, *fdMem) fd               // the fd of the file, its state (if any) in the fdMem given
 //	lockFile(fd, mode) error                 // without waiting; errWouldBlock if held elsewhere (waits go through waitFile)
 //	separateWait(fd, mode) bool              // whether a wait for mode waits on an owner of its own
 //	waitFile(fd, mode, abandon) error        // blocking; errAbandoned if abandoned (where it can be)

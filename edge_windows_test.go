@@ -587,7 +587,7 @@ func TestWindowsReparseReopen(t *testing.T) {
 	} else if access&windows.FILE_WRITE_DATA == 0 {
 		t.Errorf("the reopened handle lost write access: %#x", access)
 	}
-	fh := sysFD(f)
+	fh := sysFD(f, new(fdMem))
 	if err := lockFile(fh, exclusive); err != nil {
 		t.Fatal(err)
 	}

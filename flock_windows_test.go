@@ -540,7 +540,7 @@ func TestWindowsUnlockOnClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := sysFD(f)
+		h := sysFD(f, new(fdMem))
 		for _, mode := range []lockMode{exclusive, shared} {
 			abandoned := make(chan struct{})
 			close(abandoned) // granted at once all the same: kept

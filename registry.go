@@ -116,7 +116,8 @@ func (r *registryState) register(f *os.File, id fileID) *entry {
 		// drop that entry's fcntl lock; keep it until the entry goes.
 		e.spares = append(e.spares, f)
 	} else {
-		e = &entry{id: id, file: f, fd: sysFD(f)}
+		e = &entry{id: id, file: f}
+		e.fd = sysFD(f, &e.fdMem) // one allocation for both
 		e.readers.Store(-readerBias)
 		r.entries[id] = e
 	}

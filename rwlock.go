@@ -27,9 +27,10 @@ const readerBias = 1 << 40
 // owned by the one admitted writer, and never converts it from one mode to
 // the other in place.
 type entry struct {
-	id   fileID
-	file *os.File
-	fd   fd
+	id    fileID
+	file  *os.File
+	fd    fd
+	fdMem fdMem // where fd's state lives, if it has any
 	// view is the file that File hands out (see carryingFile), or nil;
 	// guarded by mu.
 	view *os.File

@@ -30,7 +30,11 @@ const (
 
 type fd = int
 
-func sysFD(f *os.File) fd { return int(f.Fd()) }
+// fdMem is the memory of an entry's fd, inside the entry: none, an fd is
+// the descriptor itself.
+type fdMem struct{}
+
+func sysFD(f *os.File, mem *fdMem) fd { return int(f.Fd()) }
 
 // separateWait reports false: record locks belong to the process, so no
 // second descriptor is a separate owner. A wait nobody wants any more keeps

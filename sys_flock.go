@@ -55,8 +55,12 @@ type flockFD struct {
 	carrier lockMode
 }
 
-func sysFD(f *os.File) fd {
-	return &flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}}
+// fdMem is the memory of an entry's fd, inside the entry (see sysFD).
+type fdMem = flockFD
+
+func sysFD(f *os.File, mem *fdMem) fd {
+	*mem = flockFD{main: int(f.Fd()), name: f.Name(), wait: [...]int{-1, -1, -1}}
+	return mem
 }
 
 func lockFile(fd fd, mode lockMode) error {

@@ -15,7 +15,10 @@ type fd = uintptr
 
 type fileID struct{}
 
-func sysFD(f *os.File) fd { return f.Fd() }
+// fdMem is the memory of an entry's fd, inside the entry: none.
+type fdMem struct{}
+
+func sysFD(f *os.File, mem *fdMem) fd { return f.Fd() }
 
 func statFile(path string, noFollow bool) (fileID, error) {
 	return fileID{}, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}

@@ -21,12 +21,7 @@ func statFile(path string, noFollow bool) (fileID, error) {
 	var st unix.Stat_t
 	var err error
 	for {
-		if noFollow {
-			err = unix.Lstat(path, &st)
-		} else {
-			err = unix.Stat(path, &st)
-		}
-		if err != unix.EINTR {
+		if err = statPath(path, noFollow, &st); err != unix.EINTR {
 			break
 		}
 	}
@@ -99,7 +94,7 @@ func openFile(path string, c *config) (*os.File, fileID, error) {
 // lock file does not need (RemoveOnUnlock opens one per lock).
 func open(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	for {
-		fd, err := unix.Open(path, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		fd, err := openPath(path, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
 		switch err {
 		case nil:
 			return os.NewFile(uintptr(fd), path), nil
@@ -227,7 +222,10 @@ func fstat(f *os.File, st *unix.Stat_t) error {
 func syncFile(f *os.File) error { return f.Sync() }
 
 // removeLockFile removes the file at path, for RemoveOnUnlock.
-func removeLockFile(path string) error { return os.Remove(path) }
+func removeLockFile(path string) error { return removePath(path) }
+
+// removePathAlloc is os.Remove, for removePath.
+func removePathAlloc(path string) error { return os.Remove(path) }
 
 // viewFile returns the descriptor File hands out for f: a duplicate, on f's
 // open file description (so on flock(2) it shares f's lock, and closing it

@@ -70,7 +70,13 @@ const (
 	lockOffsetHigh = 0x7FFFFFFF
 )
 
-func sysFD(f *os.File) fd { return &lockHandle{file: windows.Handle(f.Fd())} }
+// fdMem is the memory of an entry's fd, inside the entry (see sysFD).
+type fdMem = lockHandle
+
+func sysFD(f *os.File, mem *fdMem) fd {
+	*mem = lockHandle{file: windows.Handle(f.Fd())}
+	return mem
+}
 
 // separateWait reports false: a wait nobody wants any more is cancelled
 // (CancelIoEx), so waiters of the other mode need not lock beside it.

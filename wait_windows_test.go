@@ -36,7 +36,7 @@ func winBackend(t *testing.T, path string) fd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return sysFD(f)
+	return sysFD(f, new(fdMem))
 }
 
 // TestWindowsBlockingWait checks that Lock and RLock wait for another
