@@ -27,10 +27,9 @@ const readerBias = 1 << 40
 // owned by the one admitted writer, and never converts it from one mode to
 // the other in place.
 type entry struct {
-	id    fileID
-	file  *os.File
-	fd    fd
-	fdMem fdMem // where fd's state lives, if it has any
+	id   fileID
+	file *os.File
+	fd   fd
 	// view is the file that File hands out (see carryingFile), or nil;
 	// guarded by mu.
 	view *os.File
@@ -73,6 +72,10 @@ type entry struct {
 	// registry.mu. A gate has no gate of its own and is no lock file's
 	// that has one (see addGate).
 	gateOf int
+
+	// fdMem is where fd's state lives, if it has any (see sysFD): last,
+	// away from the fields the lock's fast paths touch.
+	fdMem fdMem
 }
 
 // carryingFile returns the file that File hands out for e: e's view, a
