@@ -89,8 +89,10 @@ func TestPathCallsAsXSys(t *testing.T) {
 	if _, err := openPath(created, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o640); err != unix.EEXIST {
 		t.Errorf("openPath with O_EXCL of an existing file: %v, want EEXIST", err)
 	}
-	if fi, err := os.Stat(created); err != nil || fi.Mode().Perm()&^0o640 != 0 {
-		t.Errorf("created file: %v, mode %v, want at most 0640", err, fi.Mode())
+	if fi, err := os.Stat(created); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm()&^0o640 != 0 {
+		t.Errorf("created file's mode %v, want at most 0640", fi.Mode())
 	}
 }
 
@@ -98,13 +100,15 @@ func TestPathCallsAsXSys(t *testing.T) {
 // removes and fails as it fails, with the same error.
 func TestRemovePathAsOSRemove(t *testing.T) {
 	type setup func(t *testing.T, path string)
-	mkfile := func(t *testing.T, path string) { os.WriteFile(path, nil, 0o600) }
-	mkdir := func(t *testing.T, path string) { os.Mkdir(path, 0o700) }
-	mkfull := func(t *testing.T, path string) {
-		os.Mkdir(path, 0o700)
-		os.WriteFile(filepath.Join(path, "x"), nil, 0o600)
+	must := func(t *testing.T, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	mklink := func(t *testing.T, path string) { os.Symlink("nothing", path) }
+	mkfile := func(t *testing.T, path string) { must(t, os.WriteFile(path, nil, 0o600)) }
+	mkdir := func(t *testing.T, path string) { must(t, os.Mkdir(path, 0o700)) }
+	mkfull := func(t *testing.T, path string) { mkdir(t, path); mkfile(t, filepath.Join(path, "x")) }
+	mklink := func(t *testing.T, path string) { must(t, os.Symlink("nothing", path)) }
 	nothing := func(t *testing.T, path string) {}
 	for _, c := range []struct {
 		name  string

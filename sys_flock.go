@@ -64,32 +64,30 @@ func sysFD(f *os.File, mem *fdMem) fd {
 }
 
 func lockFile(fd fd, mode lockMode) error {
-	return flock(fd.main, mode, false, fd)
+	return flock(fd.main, mode, fd)
 }
 
-// flock takes the lock on the descriptor d, waiting if wait is set. A call
-// that does not wait names fd, the backend's state for d's file: it then
-// goes to the kernel directly where fd's file system allows (see
-// locksNeverSleep), once it has been asked.
-func flock(d int, mode lockMode, wait bool, fd *flockFD) error {
-	direct := false
-	if fd != nil {
-		switch fd.direct {
-		case notLockedYet:
-			// A file locked only once, as RemoveOnUnlock makes one per
-			// lock, is not worth an fstatfs(2).
-			fd.direct = askNextTime
-		case askNextTime:
-			fd.askDirect()
-		}
-		direct = fd.direct == directCalls
-	}
+// flock takes the lock on the descriptor d. A call that does not wait
+// names nb, the backend's state for d's file, and goes to the kernel
+// directly where the file system allows (see locksNeverSleep), once it has
+// been asked; with nb nil the call waits.
+func flock(d int, mode lockMode, nb *flockFD) error {
 	how := unix.LOCK_SH
 	if mode == exclusive {
 		how = unix.LOCK_EX
 	}
-	if !wait {
+	direct := false
+	if nb != nil {
 		how |= unix.LOCK_NB
+		switch nb.direct {
+		case notLockedYet:
+			// A file locked only once, as RemoveOnUnlock makes one per
+			// lock, is not worth an fstatfs(2).
+			nb.direct = askNextTime
+		case askNextTime:
+			nb.askDirect()
+		}
+		direct = nb.direct == directCalls
 	}
 	for {
 		var err error
@@ -166,9 +164,9 @@ func separateWait(fd fd, mode lockMode) bool {
 // waitFile blocks in the kernel; flock(2) offers no way to abandon the wait.
 func waitFile(fd fd, mode lockMode, abandon <-chan struct{}) error {
 	if w := fd.wait[mode]; w >= 0 {
-		return flock(w, mode, true, nil)
+		return flock(w, mode, nil)
 	}
-	return flock(fd.main, mode, true, nil)
+	return flock(fd.main, mode, nil)
 }
 
 // waitGranted records that the wait descriptor of mode, if the wait went

@@ -15,6 +15,7 @@ package flock
 
 import (
 	"io/fs"
+	"os"
 	"strings"
 	"unsafe"
 
@@ -40,13 +41,6 @@ func pathOnStack(buf *[pathBufSize]byte, path string) bool {
 // atFDCWD is AT_FDCWD, which as a constant cannot be converted to uintptr.
 var atFDCWD = unix.AT_FDCWD
 
-func errnoError(e unix.Errno) error {
-	if e == 0 {
-		return nil
-	}
-	return e
-}
-
 // statPath is unix.Lstat (noFollow) or unix.Stat.
 func statPath(path string, noFollow bool, st *unix.Stat_t) error {
 	var buf [pathBufSize]byte
@@ -60,8 +54,10 @@ func statPath(path string, noFollow bool, st *unix.Stat_t) error {
 	if noFollow {
 		flags = unix.AT_SYMLINK_NOFOLLOW
 	}
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
-	return errnoError(e)
+	if _, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0); e != 0 {
+		return e
+	}
+	return nil
 }
 
 // openPath is unix.Open.
@@ -82,7 +78,7 @@ func openPath(path string, flag int, perm uint32) (int, error) {
 func removePath(path string) error {
 	var buf [pathBufSize]byte
 	if !pathOnStack(&buf, path) {
-		return removePathAlloc(path)
+		return os.Remove(path)
 	}
 	e := unlinkat(&buf[0], 0)
 	if e == 0 {

@@ -2,7 +2,11 @@
 
 package flock
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // The system calls that take a path, as x/sys/unix and os make them (see
 // sys_pathcall_linux.go for the platforms where the path is not copied to
@@ -22,4 +26,4 @@ func openPath(path string, flag int, perm uint32) (int, error) {
 }
 
 // removePath is os.Remove.
-func removePath(path string) error { return removePathAlloc(path) }
+func removePath(path string) error { return os.Remove(path) }

@@ -224,9 +224,6 @@ func syncFile(f *os.File) error { return f.Sync() }
 // removeLockFile removes the file at path, for RemoveOnUnlock.
 func removeLockFile(path string) error { return removePath(path) }
 
-// removePathAlloc is os.Remove, for removePath.
-func removePathAlloc(path string) error { return os.Remove(path) }
-
 // viewFile returns the descriptor File hands out for f: a duplicate, on f's
 // open file description (so on flock(2) it shares f's lock, and closing it
 // leaves the lock alone), close-on-exec. If view is such a duplicate still
