@@ -42,8 +42,10 @@ type RWMutex struct {
 	//
 	//	bits 32-62  read locks held through the handle, and readers
 	//	            trying to join them (readUnit each)
-	//	bits 2-31   goroutines acquiring a lock on the slow path or
+	//	bits 3-31   goroutines acquiring a lock on the slow path or
 	//	            holding the write lock (busyUnit each)
+	//	bit 2       fast path closed: the entry's, mirrored here by the
+	//	            entry itself (see follower)
 	//	bit 1       admitted: the handle holds one read admission to the
 	//	            entry, which its readers share
 	//	bit 0       closed
@@ -52,13 +54,18 @@ type RWMutex struct {
 	// that got one from the entry installs it (sets admitted) unless the
 	// handle has one already, and whoever brings the count to zero while
 	// admitted gives it back (see giveBack). Those in between join with one
-	// atomic addition, kept if the handle is admitted and the entry lets
-	// readers join, undone otherwise (see join). So a read lock and unlock
-	// in a busy handle are two additions to this word, as in sync.RWMutex.
-	// A count never stands in for an admission: only the admitted bit
-	// does. Close succeeds only from zero: nothing is held or being
-	// acquired through the handle.
+	// atomic addition, kept if its result says the handle is admitted and
+	// the entry's fast path open, undone otherwise (see rlock). So a read
+	// lock and unlock in a busy handle are two additions to this word, as
+	// in sync.RWMutex, and RLock is inlined as sync's is. A count never
+	// stands in for an admission: only the admitted bit does. Close
+	// succeeds only when nothing is held or being acquired through the
+	// handle: from zero, the fast-path bit aside.
 	state atomic.Int64
+	// follow is the entry's link to state, touched only under the entry's
+	// mutex when the fast path opens or closes (which writes state anyway)
+	// and by Open and Close.
+	follow follower
 	// The rest of state's cache line is padding: readers of the handle
 	// add to state from every core, and a field read beside it (e,
 	// readFloor) would miss whenever another core took the line between a
@@ -67,7 +74,7 @@ type RWMutex struct {
 	// alternated runs each); the handle grows from 88 to 144 bytes. What
 	// shares the line before state is the tail of another object, which
 	// the fast paths do not touch.
-	_ [64 - 8]byte
+	_ [64 - 8 - 24]byte
 
 	e            *entry   // nil with RemoveOnUnlock
 	rm           *removal // with RemoveOnUnlock
@@ -91,8 +98,12 @@ type RWMutex struct {
 const (
 	closedBit   = 1
 	admittedBit = 1 << 1
-	busyUnit    = 1 << 2
+	busyUnit    = 1 << 3 // above fastClosedBit
 	readUnit    = 1 << 32
+
+	// joinMask is the bits a reader's addition must find, admittedBit
+	// alone among them, to join the handle's admission.
+	joinMask = closedBit | admittedBit | fastClosedBit
 )
 
 // Open opens the lock file at path, creating it (mode 0666 before the umask,
@@ -139,7 +150,10 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 	if c.removeOnUnlock {
 		m.e, m.readFloor = nil, math.MaxInt64
 		m.rm = &removal{cfg: c, cur: e, reads: make(map[*entry]int)}
+		return m, nil
 	}
+	m.follow.word = &m.state
+	e.follow(&m.follow)
 	return m, nil
 }
 
@@ -230,13 +244,16 @@ func (m *RWMutex) Lock() {
 // RLock locks m for reading. It waits while a writer holds the lock or, in
 // this process, waits for it. It panics in the cases Lock does.
 func (m *RWMutex) RLock() {
-	// rlock's join, by hand: there is no context to check.
-	if n := m.state.Add(readUnit); n&admittedBit == 0 || m.e.readers.Load() <= 0 {
+	// rlock's join, by hand: there is no context to check. Short enough
+	// to be inlined, with rlockOrPanic kept out of line.
+	if n := m.state.Add(readUnit); n&joinMask != admittedBit {
 		m.rlockOrPanic(n)
 	}
 }
 
 // rlockOrPanic is RLock's slow path.
+//
+//go:noinline
 func (m *RWMutex) rlockOrPanic(n int64) {
 	if _, err := m.rlockSlow(n, nil, true); err != nil {
 		panic(err)
@@ -353,16 +370,18 @@ func (m *RWMutex) acquire(n int64, ctx context.Context, mode lockMode, wait bool
 
 // rlock takes a read lock: by joining the read admission the handle's
 // readers already hold, with one atomic addition, if the handle is
-// admitted and the entry lets readers join (no writer of the process holds
-// or waits, and the process holds the OS shared lock); else on the slow
-// path. A closed handle is never admitted (Close succeeds only from zero).
+// admitted and the entry lets readers join (its fast path is open: no
+// writer of the process holds or waits, and the process holds the OS
+// shared lock), both of which the addition's result tells; else on the
+// slow path. A closed handle is never admitted (Close succeeds only when
+// nothing is held).
 func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 	if ctx != nil && ctx.Err() != nil {
 		// Acquire nothing, even what is free (the slow path says why).
 		return false, m.pathError("lock", ctx.Err())
 	}
 	n := m.state.Add(readUnit)
-	if n&admittedBit != 0 && m.e.readers.Load() > 0 {
+	if n&joinMask == admittedBit {
 		return true, nil
 	}
 	return m.rlockSlow(n, ctx, wait)
@@ -561,16 +580,19 @@ func (m *RWMutex) Close() error {
 		if n&closedBit != 0 {
 			return m.pathError("close", os.ErrClosed)
 		}
-		if n != 0 {
+		if n&^fastClosedBit != 0 {
 			return m.pathError("close", ErrLocked)
 		}
-		if m.state.CompareAndSwap(0, closedBit) {
+		// The bit stays: the entry may flip it until unfollow.
+		if m.state.CompareAndSwap(n, n|closedBit) {
 			break
 		}
 	}
 	e := m.e
 	if m.rm != nil {
 		e = m.rm.cur
+	} else {
+		e.unfollow(&m.follow)
 	}
 	err := registry.release(e)
 	if err != nil {

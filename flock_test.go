@@ -70,6 +70,84 @@ func TestWriterNotStarvedInProcess(t *testing.T) {
 	}
 }
 
+// Every open handle of a file mirrors its entry's reader fast path in its
+// state word, which is all a reader joining the handle's admission looks
+// at: through a file's life (free, read, a writer queued, written), for
+// handles opened while the fast path is open or closed, and not for a
+// handle once closed.
+func TestHandlesFollowFastPath(t *testing.T) {
+	p := lockPath(t)
+	a, b := mustOpen(t, p), mustOpen(t, p)
+	e := a.e
+	expect := func(step string, open bool, handles ...*RWMutex) {
+		t.Helper()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.fastOpen != open {
+			t.Fatalf("%s: fast path open = %v; want %v", step, e.fastOpen, open)
+		}
+		linked := map[*RWMutex]bool{}
+		for f := e.followers; f != nil; f = f.next {
+			for _, h := range handles {
+				if f == &h.follow {
+					linked[h] = true
+				}
+			}
+			if f.next != nil && f.next.prev != f {
+				t.Fatalf("%s: followers badly linked", step)
+			}
+		}
+		for i, h := range handles {
+			if !linked[h] {
+				t.Fatalf("%s: handle %d does not follow the entry", step, i)
+			}
+			if closed := h.state.Load()&fastClosedBit != 0; closed == open {
+				t.Fatalf("%s: handle %d state %#x; its fast-path bit says open = %v, the entry %v", step, i, h.state.Load(), !closed, open)
+			}
+		}
+		if n := countFollowers(e); n != len(handles) {
+			t.Fatalf("%s: %d followers; want %d, the open handles", step, n, len(handles))
+		}
+	}
+	expect("free", false, a, b)
+	a.RLock()
+	expect("read", true, a, b)
+	c := mustOpen(t, p) // opened while open
+	expect("opened while read", true, a, b, c)
+	done := make(chan struct{})
+	go func() { defer close(done); b.Lock() }()
+	eventually(t, "the writer queues", func() bool { return e.queued() == 1 })
+	expect("writer queued", false, a, b, c)
+	if ok, err := a.TryRLock(); ok || err != nil {
+		t.Fatalf("TryRLock of the admitted handle with a writer queued = %v, %v; want false, nil", ok, err)
+	}
+	d := mustOpen(t, p) // opened while closed
+	expect("opened while a writer queues", false, a, b, c, d)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expect("one closed", false, a, b, d)
+	a.RUnlock()
+	<-done
+	expect("written", false, a, b, d)
+	b.Unlock()
+	d.RLock()
+	expect("read again", true, a, b, d)
+	if s := c.state.Load(); s != closedBit|fastClosedBit {
+		t.Fatalf("closed handle's state %#x; want %#x: the entry no longer changes it", s, closedBit|fastClosedBit)
+	}
+	d.RUnlock()
+	expect("free again", false, a, b, d)
+}
+
+func countFollowers(e *entry) int {
+	n := 0
+	for f := e.followers; f != nil; f = f.next {
+		n++
+	}
+	return n
+}
+
 // Readers queued behind a writer that gives up are admitted at once.
 func TestCancelledWriterAdmitsReadersBehind(t *testing.T) {
 	m := mustOpen(t, lockPath(t))

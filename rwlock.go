@@ -41,12 +41,15 @@ type entry struct {
 	// (add), with no system call. Every other change goes through mu.
 	readers atomic.Int64
 
-	mu       sync.Mutex
-	refs     int       // handles (and entries, for a gate) referring to this entry; guarded by registry.mu
-	fastOpen bool      // whether readers is unbiased
-	writer   bool      // a writer is admitted
-	queue    waitQueue // in arrival order
-	held     lockMode  // the OS lock this process holds on the file
+	mu sync.Mutex
+	// followers are the words that mirror fastOpen (see follower);
+	// guarded by mu.
+	followers *follower
+	refs      int       // handles (and entries, for a gate) referring to this entry; guarded by registry.mu
+	fastOpen  bool      // whether readers is unbiased
+	writer    bool      // a writer is admitted
+	queue     waitQueue // in arrival order
+	held      lockMode  // the OS lock this process holds on the file
 	// inflight holds the OS waits in the kernel, by mode. A wait on the
 	// entry's own descriptor (not separate) is alone, and nothing is tried
 	// beside it; separate waits, on owners of their own, may be in flight
@@ -203,13 +206,77 @@ func (e *entry) setFast() {
 	}
 	// Joining readers only touch readers while it is positive, which it is
 	// only while open; closing subtracts atomically, so a concurrent join
-	// either counted before or sees a negative value and comes to mu.
+	// either counted before or sees a negative value and comes to mu. The
+	// followers are closed before readers and opened after it, so that a
+	// follower's word is open only while readers is.
 	if open {
 		e.readers.Add(readerBias)
+		e.markFollowers(-fastClosedBit)
 	} else {
+		e.markFollowers(fastClosedBit)
 		e.readers.Add(-readerBias)
 	}
 	e.fastOpen = open
+}
+
+// fastClosedBit is the bit of a follower's word that e sets while its
+// reader fast path is closed.
+const fastClosedBit = 1 << 2
+
+// A follower is a word that mirrors whether an entry's reader fast path is
+// open: from follow to unfollow, the entry keeps fastClosedBit of word set
+// exactly while the fast path is closed (the word's other bits are its
+// owner's, who never changes that one). A handle's state word follows its
+// entry, so that a reader joining the handle's read admission learns from
+// the result of its own addition to that word whether it may, with no load
+// of the entry: once a writer of the process queues, readers of an
+// admitted handle must queue behind it as well.
+//
+// The bit is flipped with an addition, which is as good as setting or
+// clearing it because e knows its value: it is what fastOpen says, both
+// being changed under e.mu only. The cost is one atomic addition per
+// follower whenever the fast path opens or closes, so O(handles) per
+// change for a file with many handles in the process.
+type follower struct {
+	word       *atomic.Int64
+	prev, next *follower
+}
+
+// follow makes f follow e, setting its bit if the fast path is closed now.
+func (e *entry) follow(f *follower) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.fastOpen {
+		f.word.Add(fastClosedBit)
+	}
+	f.prev, f.next = nil, e.followers
+	if e.followers != nil {
+		e.followers.prev = f
+	}
+	e.followers = f
+}
+
+// unfollow stops e from changing f's word, whose bit is left as it is.
+func (e *entry) unfollow(f *follower) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		e.followers = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	}
+	f.prev, f.next = nil, nil
+}
+
+// markFollowers adds bit (fastClosedBit, or its negation) to every
+// follower's word. e.mu must be held.
+func (e *entry) markFollowers(bit int64) {
+	for f := e.followers; f != nil; f = f.next {
+		f.word.Add(bit)
+	}
 }
 
 // maxHandoffs bounds how many writers of the process in a row take over

@@ -177,15 +177,18 @@ func admissionChurn(t *testing.T, perGoroutine bool) {
 	if v := x.violations.Load(); v != 0 {
 		t.Fatalf("%d exclusion violations", v)
 	}
-	for _, h := range handles {
-		if s := h.state.Load(); s != 0 {
-			t.Fatalf("handle state %#x after every reader left; want 0", s)
-		}
-	}
 	e := m.e
 	e.mu.Lock()
-	admitted, held := e.admittedReaders(), e.held
+	admitted, held, open := e.admittedReaders(), e.held, e.fastOpen
 	e.mu.Unlock()
+	if open {
+		t.Fatal("the entry's fast path is open after every reader left")
+	}
+	for _, h := range handles {
+		if s := h.state.Load(); s != fastClosedBit {
+			t.Fatalf("handle state %#x after every reader left; want %#x (the entry's fast path closed)", s, fastClosedBit)
+		}
+	}
 	if admitted != 0 || held != unlocked {
 		t.Fatalf("entry: %d admitted readers, OS lock %d after every reader left", admitted, held)
 	}
