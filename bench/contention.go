@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	gofrs "github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
@@ -46,6 +47,8 @@ func scenario2(cfg *config, res *results) ([]*table, error) {
 	// One CPU: the joining readers again, ours on one handle and
 	// sync.RWMutex, with GOMAXPROCS 1, where no core fights another over a
 	// cache line and what is left is the work each does.
+	// Beside them, the floor: the package's join with no lock (see
+	// joinFloor), in the same harness.
 	one := benchGroup{name: "ReadersJoining8OneCPU"}
 	for _, g := range groups {
 		if g.name == "ReadersJoining8" {
@@ -56,6 +59,11 @@ func scenario2(cfg *config, res *results) ([]*table, error) {
 			}
 		}
 	}
+	for _, w := range workloads {
+		if w.name == "ReadersJoining8" {
+			one.cases = append(one.cases, benchCase{"floor", func(b *testing.B) { runContention(b, "", joinFloorImpl, w) }})
+		}
+	}
 	prev := runtime.GOMAXPROCS(1)
 	med1, err := runGroups([]benchGroup{one}, cfg.reps)
 	runtime.GOMAXPROCS(prev)
@@ -63,8 +71,10 @@ func scenario2(cfg *config, res *results) ([]*table, error) {
 		return nil, err
 	}
 	res.joinOurs1, res.joinSync1 = med1[one.name+"/ours"].opsPerSec, med1[one.name+"/sync"].opsPerSec
-	t.note("One CPU (GOMAXPROCS 1), readers joining a held read lock: ours (one handle) %s, sync.RWMutex %s, ours/sync %s.",
-		fmtRate(res.joinOurs1), fmtRate(res.joinSync1), fmtRatio(res.joinOurs1/res.joinSync1))
+	res.joinFloor1 = med1[one.name+"/floor"].opsPerSec
+	t.note("One CPU (GOMAXPROCS 1), readers joining a held read lock: ours (one handle) %s, sync.RWMutex %s, ours/sync %s; the package's join with no lock (the floor) %s, ours/floor %s.",
+		fmtRate(res.joinOurs1), fmtRate(res.joinSync1), fmtRatio(res.joinOurs1/res.joinSync1),
+		fmtRate(res.joinFloor1), fmtRatio(res.joinOurs1/res.joinFloor1))
 
 	v, err := violations(cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-flock/flock"
@@ -298,6 +299,61 @@ var contImpls = []contImpl{
 		}
 		return h, noop, nil
 	}},
+}
+
+// joinFloorImpl is the work a reader of the package does to join its
+// handle's read admission, with no lock: one addition to a word on a
+// cache line of its own, its result tested (admitted, and neither the
+// handle nor the entry's fast path closed), and at RUnlock one
+// subtraction compared with the handle's floor, which it loads. It copies
+// the layout of the handle's state word (flock.go), which the bench cannot
+// import: flags in bits 0-2, read locks counted from bit 32. Only its read
+// lock works.
+var joinFloorImpl = contImpl{"floor", func(string) (func() (rwFuncs, func()), func(), error) {
+	w := &joinFloorWord{floor: joinFloorUnit}
+	w.state.Store(joinFloorAdmitted)
+	h := func() (rwFuncs, func()) {
+		no := func() { panic("the floor has no write lock") }
+		return rwFuncs{no, no, w.rlock, w.runlock}, noop
+	}
+	return h, noop, nil
+}}
+
+const (
+	joinFloorAdmitted = 1 << 1
+	joinFloorMask     = 1<<3 - 1 // closed, admitted, fast path closed
+	joinFloorUnit     = 1 << 32
+)
+
+type joinFloorWord struct {
+	state atomic.Int64
+	_     [64 - 8]byte
+	floor int64
+}
+
+func (w *joinFloorWord) rlock() {
+	if n := w.state.Add(joinFloorUnit); n&joinFloorMask != joinFloorAdmitted {
+		w.notJoined()
+	}
+}
+
+//go:noinline
+func (w *joinFloorWord) notJoined() { panic("the floor's reader did not join") }
+
+func (w *joinFloorWord) runlock() {
+	if n := w.state.Add(-joinFloorUnit); n < w.floor {
+		w.lastLeft(n)
+	}
+}
+
+// lastLeft is where the package would give the admission back: the
+// standing reader leaves last, after the timed part.
+//
+//go:noinline
+func (w *joinFloorWord) lastLeft(n int64) {
+	if n < 0 {
+		panic("the floor's read lock released twice")
+	}
 }
 
 // contention workloads: op is what goroutine g does for its i-th

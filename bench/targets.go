@@ -25,7 +25,7 @@ type results struct {
 	prioNs, removeNs, removeAllocs             float64
 	joinOurs, joinGofrs, standOurs, standGofrs float64
 	joinHandles, joinSync                      float64
-	joinOurs1, joinSync1                       float64 // with GOMAXPROCS 1
+	joinOurs1, joinSync1, joinFloor1           float64 // with GOMAXPROCS 1
 	writersOurs, writersRaw                    float64
 	handoffOurs, handoffRaw, handoffTry10      time.Duration
 	handoffOursP99, handoffRawP99, handoffLock time.Duration
@@ -104,6 +104,10 @@ func (r *results) targets(cfg *config) *table {
 		scenarioOf = 2
 		atLeast("8 readers joining a held read lock, one handle: ours ÷ sync.RWMutex ops/s", 0.7, r.joinOurs/r.joinSync, "≥ 0.7")
 		atLeast("8 readers joining a held read lock, one handle, one CPU (GOMAXPROCS 1): ours ÷ sync.RWMutex ops/s", 0.95, r.joinOurs1/r.joinSync1, "≥ 0.95")
+		// No target: the same join with no lock (see joinFloorImpl), in
+		// the same harness, against sync.RWMutex and against ours.
+		row("one CPU, the package's join with no lock (the floor): floor ÷ sync.RWMutex / ours ÷ floor ops/s",
+			"(no target: the limit)", fmtRatio(r.joinFloor1/r.joinSync1)+" / "+fmtRatio(r.joinOurs1/r.joinFloor1), "—", load())
 		atLeast("8 readers joining a held read lock, 8 handles: ours ÷ sync.RWMutex ops/s", 0.5, r.joinHandles/r.joinSync, "≥ 0.5")
 		atLeast("8 readers joining a held read lock: ours ÷ gofrs ops/s", 25, r.joinOurs/r.joinGofrs, "≥ 25x")
 		atLeast("8 readers from a standing start: ours ÷ gofrs ops/s", 1, r.standOurs/r.standGofrs, "≥ 1x")
