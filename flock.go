@@ -66,14 +66,15 @@ type RWMutex struct {
 	// mutex when the fast path opens or closes (which writes state anyway)
 	// and by Open and Close.
 	follow follower
-	// The rest of state's cache line is padding: readers of the handle
-	// add to state from every core, and a field read beside it (e,
-	// readFloor) would miss whenever another core took the line between a
-	// reader's addition and its load. BenchmarkRLockParallel: 8 goroutines
-	// on one handle went from 0.62-0.79x sync.RWMutex to 0.83-0.98x (four
-	// alternated runs each); the handle grows from 88 to 144 bytes. What
-	// shares the line before state is the tail of another object, which
-	// the fast paths do not touch.
+	// The rest of state's cache line, after follow, is padding: readers
+	// of the handle add to state from every core, and a field read beside
+	// it (readFloor, which RUnlock loads) would miss whenever another core
+	// took the line between a reader's addition and its load. When the
+	// padding came (RLock then loaded e as well), 8 goroutines on one
+	// handle went from 0.62-0.79x sync.RWMutex to 0.83-0.98x
+	// (BenchmarkRLockParallel, four alternated runs each); the handle grew
+	// from 88 to 144 bytes. What shares the line before state is the tail
+	// of another object, which the fast paths do not touch.
 	_ [64 - 8 - 24]byte
 
 	e            *entry   // nil with RemoveOnUnlock

@@ -242,7 +242,8 @@ type follower struct {
 	prev, next *follower
 }
 
-// follow makes f follow e, setting its bit if the fast path is closed now.
+// follow makes f follow e, setting its bit (clear until then: f's owner
+// is new) if the fast path is closed now.
 func (e *entry) follow(f *follower) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
