@@ -140,6 +140,81 @@ func TestHandlesFollowFastPath(t *testing.T) {
 	expect("free again", false, a, b, d)
 }
 
+// Handles opened and closed while readers and writers of other handles of
+// the same file keep opening and closing its fast path leave the entry's
+// followers exactly the open handles, each with its bit as the fast path
+// says, and exclusion holds throughout. Run with -race: the links are
+// guarded by the entry's mutex.
+func TestFollowersChurn(t *testing.T) {
+	p := lockPath(t)
+	r, w := mustOpen(t, p), mustOpen(t, p)
+	var x exclusionCheck
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if g == 0 && i%4 == 0 {
+					w.Lock()
+					x.write()
+					w.Unlock()
+					continue
+				}
+				r.RLock()
+				x.read()
+				r.RUnlock()
+			}
+		}(g)
+	}
+	var churn sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for i := 0; i < 500; i++ {
+				h, err := Open(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok, err := h.TryRLock(); err != nil {
+					t.Error(err)
+				} else if ok {
+					x.read()
+					h.RUnlock()
+				}
+				if err := h.Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	churn.Wait()
+	close(stop)
+	wg.Wait()
+	if v := x.violations.Load(); v != 0 {
+		t.Fatalf("%d exclusion violations", v)
+	}
+	e := r.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := countFollowers(e); n != 2 {
+		t.Fatalf("%d followers after the churn; want 2, the handles still open", n)
+	}
+	for i, h := range []*RWMutex{r, w} {
+		if closed := h.state.Load()&fastClosedBit != 0; closed == e.fastOpen {
+			t.Fatalf("handle %d: fast-path bit says closed = %v, the entry's fast path open = %v", i, closed, e.fastOpen)
+		}
+	}
+}
+
 func countFollowers(e *entry) int {
 	n := 0
 	for f := e.followers; f != nil; f = f.next {
