@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // ErrLocked is returned (wrapped in an *fs.PathError) by [RWMutex.Close]
@@ -75,7 +76,7 @@ type RWMutex struct {
 	// (BenchmarkRLockParallel, four alternated runs each); the handle grew
 	// from 88 to 144 bytes. What shares the line before state is the tail
 	// of another object, which the fast paths do not touch.
-	_ [64 - 8 - 24]byte
+	_ [64 - 8 - unsafe.Sizeof(follower{})]byte
 
 	e            *entry   // nil with RemoveOnUnlock
 	rm           *removal // with RemoveOnUnlock
