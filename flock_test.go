@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // One handle shared by many goroutines excludes like sync.RWMutex (the
@@ -212,6 +213,15 @@ func TestFollowersChurn(t *testing.T) {
 		if closed := h.state.Load()&fastClosedBit != 0; closed == e.fastOpen {
 			t.Fatalf("handle %d: fast-path bit says closed = %v, the entry's fast path open = %v", i, closed, e.fastOpen)
 		}
+	}
+}
+
+// The handle's state word shares its cache line with nothing the fast
+// paths read: the fields after the padding start a line of their own.
+func TestStateWordHasItsLine(t *testing.T) {
+	var m RWMutex
+	if off := unsafe.Offsetof(m.e); off != 64 {
+		t.Fatalf("the first field after the state word's line is at offset %d; want 64", off)
 	}
 }
 
