@@ -87,6 +87,7 @@ func TestLockCallsDirect(t *testing.T) {
 				t.Logf("the temp dir's file system (statfs type %#x) is not one whose lock calls never sleep: its calls take the ordinary path", uint32(st.Type))
 			}
 			if !m.Writable() {
+				t.Logf("%s is not writable here: the write lock's exclusion is not checked on it", c.path)
 				return
 			}
 			m.Lock()

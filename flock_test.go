@@ -204,14 +204,26 @@ func TestFollowersChurn(t *testing.T) {
 		t.Fatalf("%d exclusion violations", v)
 	}
 	e := r.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if n := countFollowers(e); n != 2 {
-		t.Fatalf("%d followers after the churn; want 2, the handles still open", n)
-	}
-	for i, h := range []*RWMutex{r, w} {
-		if closed := h.state.Load()&fastClosedBit != 0; closed == e.fastOpen {
-			t.Fatalf("handle %d: fast-path bit says closed = %v, the entry's fast path open = %v", i, closed, e.fastOpen)
+	// Both ways: free (the fast path closed), then read (open), so that a
+	// bit left stale by the churn shows whichever way it went.
+	for _, read := range []bool{false, true} {
+		if read {
+			r.RLock()
+			defer r.RUnlock()
+		}
+		e.mu.Lock()
+		n, open := countFollowers(e), e.fastOpen
+		e.mu.Unlock()
+		if n != 2 {
+			t.Fatalf("%d followers after the churn; want 2, the handles still open", n)
+		}
+		if open != read {
+			t.Fatalf("read = %v: the entry's fast path open = %v", read, open)
+		}
+		for i, h := range []*RWMutex{r, w} {
+			if closed := h.state.Load()&fastClosedBit != 0; closed == open {
+				t.Fatalf("read = %v: handle %d's fast-path bit says closed = %v, the entry's fast path open = %v", read, i, closed, open)
+			}
 		}
 	}
 }
