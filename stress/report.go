@@ -84,7 +84,7 @@ func quantile(h []int64, q float64, max int64) int64 {
 }
 
 // kindSummary is one line of the summary table. For every kind, Ops =
-// Acquired + Busy + Cancelled + Errors.
+// Acquired + Busy + Cancelled + Errors + Cut.
 type kindSummary struct {
 	Kind     string `json:"kind"`
 	Ops      int64  `json:"ops"`
@@ -100,6 +100,10 @@ type kindSummary struct {
 	// were split; kept for readers of older summaries.
 	BusyOrCancelled int64 `json:"busy_or_cancelled"`
 	Errors          int64 `json:"errors"`
+	// Cut counts calls a kill cut short: the worker had counted the call
+	// but was killed before it counted how the call ended (0 without
+	// -kill).
+	Cut int64 `json:"cut_by_kills"`
 	// P50 and P99 are the upper bounds of the histogram buckets holding
 	// these quantiles of the time spent in the call (at most 12.5% above
 	// the true value); Max is exact.
@@ -133,6 +137,8 @@ type summary struct {
 	Reads        int64 `json:"read_sections"`
 	CounterDelta int64 `json:"counter_delta"`
 	CutWrites    int64 `json:"write_sections_cut_by_kills"`
+	// CutCalls is the sum of the kinds' Cut.
+	CutCalls int64 `json:"calls_cut_by_kills"`
 
 	MaxReaders     int64 `json:"max_simultaneous_readers"`
 	MaxReaderProcs int64 `json:"max_simultaneous_reader_processes"`
@@ -194,7 +200,8 @@ func fmtDur(ns int64) string {
 var tableColumns = []string{"operation", "calls", "acquired", "busy", "cancelled", "errors", "wait p50 ≤", "p99 ≤", "max"}
 
 const tableNotes = `
-calls = acquired + busy + cancelled + errors ("-": that call cannot end so).
+calls = acquired + busy + cancelled + errors ("-": that call cannot end so),
+  plus any call a kill cut short before its end was counted.
 busy: TryLock/TryRLock returned false, the lock was held at that instant.
 cancelled: LockContext/RLockContext returned its context's error: the context
   ended (it was cancelled or its deadline passed) before the lock was granted.
@@ -325,7 +332,7 @@ func (s *summary) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "max simultaneous      %d readers in %d processes\n", s.MaxReaders, s.MaxReaderProcs)
 	fmt.Fprintf(w, "writer max wait       %s\n", fmtDur(s.WriterMaxWait))
 	fmt.Fprintf(w, "cancelled calls       %d; returned after their context ended by p50 ≤ %s, p99 ≤ %s, max %s\n", s.Cancelled, fmtDur(s.LateP50), fmtDur(s.LateP99), fmtDur(s.LateMax))
-	fmt.Fprintf(w, "kills                 %d (%d while holding the lock), %d replacements\n", s.Kills, s.KillsHolding, s.Replacements)
+	fmt.Fprintf(w, "kills                 %d (%d while holding the lock), %d replacements, %d calls cut short\n", s.Kills, s.KillsHolding, s.Replacements, s.CutCalls)
 	fmt.Fprintf(w, "stuck operations      %d (plus %d blocking waits longer than %v)\n", s.Stuck, s.LongWaits, longWait(c))
 	fmt.Fprintf(w, "errors                %d\n", s.Errors)
 	fmt.Fprintf(w, "violations            %d\n", s.Violations)
