@@ -2,6 +2,7 @@ package flock
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,46 @@ func BenchmarkRLockRUnlock(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		m.RLock()
 		m.RUnlock()
+	}
+}
+
+// BenchmarkRLockRUnlockOtherHandles is BenchmarkRLockRUnlock with other
+// handles open on the same file in the process, idle. Each RLock here
+// takes the OS shared lock and opens the reader fast path, and each
+// RUnlock releases it and closes it, which marks the word of every handle
+// that follows the fast path (see follower): "following" makes every other
+// handle ask to, by taking two read locks at once, so that maxFollowers
+// follow; otherwise none does.
+func BenchmarkRLockRUnlockOtherHandles(b *testing.B) {
+	for _, others := range []int{0, 100, 10000} {
+		for _, following := range []bool{false, true} {
+			if others == 0 && following {
+				continue
+			}
+			name := fmt.Sprintf("others=%d", others)
+			if following {
+				name += "/following"
+			}
+			b.Run(name, func(b *testing.B) {
+				path := lockPath(b)
+				m := mustOpen(b, path)
+				for i := 0; i < others; i++ {
+					h := mustOpen(b, path)
+					if following {
+						h.RLock()
+						h.RLock()
+						h.RUnlock()
+						h.RUnlock()
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					m.RLock()
+					m.RUnlock()
+				}
+			})
+		}
 	}
 }
 

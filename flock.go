@@ -46,7 +46,8 @@ type RWMutex struct {
 	//	bits 3-31   goroutines acquiring a lock on the slow path or
 	//	            holding the write lock (busyUnit each)
 	//	bit 2       fast path closed: the entry's, mirrored here by the
-	//	            entry itself (see follower)
+	//	            entry itself once the handle follows it, set until
+	//	            then (see follower)
 	//	bit 1       admitted: the handle holds one read admission to the
 	//	            entry, which its readers share
 	//	bit 0       closed
@@ -56,7 +57,8 @@ type RWMutex struct {
 	// handle has one already, and whoever brings the count to zero while
 	// admitted gives it back (see giveBack). Those in between join with one
 	// atomic addition, kept if its result says the handle is admitted and
-	// the entry's fast path open, undone otherwise (see rlock). So a read
+	// the entry's fast path open (which a handle knows once it follows the
+	// entry, see follower), undone otherwise (see rlock). So a read
 	// lock and unlock in a busy handle are two additions to this word, as
 	// in sync.RWMutex, and RLock is inlined as sync's is. A count never
 	// stands in for an admission: only the admitted bit does. Close
@@ -64,8 +66,8 @@ type RWMutex struct {
 	// handle: from zero, the fast-path bit aside.
 	state atomic.Int64
 	// follow is the entry's link to state, touched only under the entry's
-	// mutex when the fast path opens or closes (which writes state anyway)
-	// and by Open and Close.
+	// mutex when the fast path opens or closes (which writes state anyway),
+	// when the handle starts following and by Close.
 	follow follower
 	// The rest of state's cache line, after follow, is padding: readers
 	// of the handle add to state from every core, and a field read beside
@@ -154,8 +156,10 @@ func Open(path string, opts ...Option) (*RWMutex, error) {
 		m.rm = &removal{cfg: c, cur: e, reads: make(map[*entry]int)}
 		return m, nil
 	}
+	// Not following yet: the fast-path bit is set until it does (see
+	// askToFollow).
+	m.state.Store(fastClosedBit)
 	m.follow.word = &m.state
-	e.follow(&m.follow)
 	return m, nil
 }
 
@@ -374,8 +378,9 @@ func (m *RWMutex) acquire(n int64, ctx context.Context, mode lockMode, wait bool
 // readers already hold, with one atomic addition, if the handle is
 // admitted and the entry lets readers join (its fast path is open: no
 // writer of the process holds or waits, and the process holds the OS
-// shared lock), both of which the addition's result tells; else on the
-// slow path. A closed handle is never admitted (Close succeeds only when
+// shared lock), both of which the addition's result tells once the handle
+// follows the entry (before that, its bit says closed); else on the slow
+// path. A closed handle is never admitted (Close succeeds only when
 // nothing is held).
 func (m *RWMutex) rlock(ctx context.Context, wait bool) (bool, error) {
 	if ctx != nil && ctx.Err() != nil {
@@ -406,6 +411,9 @@ func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, erro
 		m.state.Add(-readUnit) // so that RUnlock panics as well
 		m.mustBeOpened()
 	}
+	if n&(closedBit|admittedBit) == admittedBit && m.rm == nil {
+		m.askToFollow()
+	}
 	if n&closedBit == 0 && m.rm == nil && m.e.joinReaders() {
 		m.installAdmission(0)
 		return true, nil
@@ -432,6 +440,18 @@ func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, erro
 	}
 	m.installAdmission(readUnit - busyUnit)
 	return true, nil
+}
+
+// askToFollow makes the handle follow its entry's fast path (see
+// follower), the first time a reader finds the handle admitted but could
+// not join its admission: its readers overlap, so later ones may join with
+// one addition. Only the first asks, so the entry's mutex is taken at most
+// once for it. The caller's count is in the state, so Close cannot run
+// meanwhile.
+func (m *RWMutex) askToFollow() {
+	if !m.follow.asked.Load() && m.follow.asked.CompareAndSwap(false, true) {
+		m.e.follow(&m.follow)
+	}
 }
 
 // installAdmission makes the read admission a reader got from the entry
@@ -593,7 +613,7 @@ func (m *RWMutex) Close() error {
 	e := m.e
 	if m.rm != nil {
 		e = m.rm.cur
-	} else {
+	} else if m.follow.asked.Load() {
 		e.unfollow(&m.follow)
 	}
 	err := registry.release(e)

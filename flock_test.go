@@ -71,84 +71,151 @@ func TestWriterNotStarvedInProcess(t *testing.T) {
 	}
 }
 
-// Every open handle of a file mirrors its entry's reader fast path in its
-// state word, which is all a reader joining the handle's admission looks
-// at: through a file's life (free, read, a writer queued, written), for
-// handles opened while the fast path is open or closed, and not for a
-// handle once closed.
+// A handle follows its entry's reader fast path once two of its readers
+// overlap, and from then on mirrors it in its state word, which is all a
+// reader joining the handle's admission looks at: through a file's life
+// (free, read, a writer queued, written), for handles that start following
+// while the fast path is open or closed, and not once closed. A handle that
+// does not follow keeps its bit set.
 func TestHandlesFollowFastPath(t *testing.T) {
 	p := lockPath(t)
-	a, b := mustOpen(t, p), mustOpen(t, p)
+	a, b, c, lone := mustOpen(t, p), mustOpen(t, p), mustOpen(t, p), mustOpen(t, p)
 	e := a.e
-	expect := func(step string, open bool, handles ...*RWMutex) {
+	open := []*RWMutex{a, b, c, lone}
+	expect := func(step string, fast bool, followers ...*RWMutex) {
 		t.Helper()
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.fastOpen != open {
-			t.Fatalf("%s: fast path open = %v; want %v", step, e.fastOpen, open)
+		if e.fastOpen != fast {
+			t.Fatalf("%s: fast path open = %v; want %v", step, e.fastOpen, fast)
 		}
-		linked := map[*RWMutex]bool{}
+		linked := map[*follower]bool{}
 		for f := e.followers; f != nil; f = f.next {
-			for _, h := range handles {
-				if f == &h.follow {
-					linked[h] = true
-				}
-			}
+			linked[f] = true
 			if f.next != nil && f.next.prev != f {
 				t.Fatalf("%s: followers badly linked", step)
 			}
 		}
-		for i, h := range handles {
-			if !linked[h] {
-				t.Fatalf("%s: handle %d does not follow the entry", step, i)
-			}
-			if closed := h.state.Load()&fastClosedBit != 0; closed == open {
-				t.Fatalf("%s: handle %d state %#x; its fast-path bit says open = %v, the entry %v", step, i, h.state.Load(), !closed, open)
-			}
+		if len(linked) != len(followers) || e.nfollowers != len(followers) {
+			t.Fatalf("%s: %d followers (counted %d); want %d", step, len(linked), e.nfollowers, len(followers))
 		}
-		if n := countFollowers(e); n != len(handles) {
-			t.Fatalf("%s: %d followers; want %d, the open handles", step, n, len(handles))
+		for i, h := range open {
+			follows := false
+			for _, f := range followers {
+				follows = follows || f == h
+			}
+			if linked[&h.follow] != follows || h.follow.linked != follows {
+				t.Fatalf("%s: handle %d follows = %v; want %v", step, i, linked[&h.follow], follows)
+			}
+			if closed := h.state.Load()&fastClosedBit != 0; closed != (!fast || !follows) {
+				t.Fatalf("%s: handle %d (following %v) state %#x; its fast-path bit says closed = %v, the entry's fast path open = %v", step, i, follows, h.state.Load(), closed, fast)
+			}
 		}
 	}
-	expect("free", false, a, b)
+	readAlone := func() { lone.RLock(); lone.RUnlock() } // never overlaps: never follows
+	readAlone()
+	expect("free", false)
 	a.RLock()
-	expect("read", true, a, b)
-	c := mustOpen(t, p) // opened while open
-	expect("opened while read", true, a, b, c)
+	expect("read", true)
+	a.RLock() // overlaps the first: asks to follow, while the fast path is open
+	expect("a's readers overlap", true, a)
+	c.RLock()
+	readAlone()
+	expect("c reads alone", true, a)
 	done := make(chan struct{})
 	go func() { defer close(done); b.Lock() }()
 	eventually(t, "the writer queues", func() bool { return e.queued() == 1 })
-	expect("writer queued", false, a, b, c)
-	if ok, err := a.TryRLock(); ok || err != nil {
+	expect("writer queued", false, a)
+	if ok, err := c.TryRLock(); ok || err != nil {
 		t.Fatalf("TryRLock of the admitted handle with a writer queued = %v, %v; want false, nil", ok, err)
 	}
-	d := mustOpen(t, p) // opened while closed
-	expect("opened while a writer queues", false, a, b, c, d)
+	expect("c's readers overlap, the fast path closed", false, a, c)
+	d := mustOpen(t, p)
+	open = append(open, d)
+	expect("opened while a writer queues", false, a, c)
+	c.RUnlock()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	expect("one closed", false, a, b, d)
+	open = []*RWMutex{a, b, lone, d}
+	expect("c closed", false, a)
+	a.RUnlock()
 	a.RUnlock()
 	<-done
-	expect("written", false, a, b, d)
+	expect("written", false, a)
 	b.Unlock()
 	d.RLock()
-	expect("read again", true, a, b, d)
-	if s := c.state.Load(); s != closedBit|fastClosedBit {
-		t.Fatalf("closed handle's state %#x; want %#x: the entry no longer changes it", s, closedBit|fastClosedBit)
+	expect("read again", true, a)
+	if s := c.state.Load(); s != closedBit|fastClosedBit || c.follow.linked {
+		t.Fatalf("closed handle's state %#x, linked %v; want %#x, unlinked: the entry no longer changes it", s, c.follow.linked, closedBit|fastClosedBit)
 	}
 	d.RUnlock()
-	expect("free again", false, a, b, d)
+	readAlone()
+	expect("free again", false, a)
 }
 
-// Handles opened and closed while readers and writers of other handles of
-// the same file keep opening and closing its fast path leave the entry's
-// followers exactly the open handles, each with its bit as the fast path
-// says, and exclusion holds throughout. Run with -race: the links are
-// guarded by the entry's mutex.
+// An entry has at most maxFollowers followers; handles beyond them lock as
+// well, their readers taking admissions from the entry, and one may follow
+// once a follower closes. Readers of handles of their own never follow.
+func TestFollowersBounded(t *testing.T) {
+	p := lockPath(t)
+	hs := make([]*RWMutex, maxFollowers+3)
+	for i := range hs {
+		hs[i] = mustOpen(t, p)
+		hs[i].RLock()
+		hs[i].RUnlock()
+	}
+	e := hs[0].e
+	if n := countFollowers(e); n != 0 {
+		t.Fatalf("%d followers after one reader per handle; want 0", n)
+	}
+	for _, h := range hs {
+		h.RLock()
+		h.RLock()
+	}
+	if n := countFollowers(e); n != maxFollowers || e.nfollowers != maxFollowers {
+		t.Fatalf("%d followers (counted %d); want maxFollowers, %d", n, e.nfollowers, maxFollowers)
+	}
+	for i, h := range hs[maxFollowers:] {
+		if h.follow.linked || h.state.Load()&fastClosedBit == 0 {
+			t.Fatalf("handle %d beyond the bound: linked %v, state %#x; want unlinked, its bit set", maxFollowers+i, h.follow.linked, h.state.Load())
+		}
+		h.RLock() // beyond the bound, still a read lock
+		h.RUnlock()
+	}
+	for _, h := range hs {
+		h.RUnlock()
+		h.RUnlock()
+	}
+	if err := hs[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFollowers(e); n != maxFollowers-1 {
+		t.Fatalf("%d followers after one closed; want %d", n, maxFollowers-1)
+	}
+	late := mustOpen(t, p)
+	late.RLock()
+	late.RLock()
+	defer late.RUnlock()
+	defer late.RUnlock()
+	if !late.follow.linked || countFollowers(e) != maxFollowers {
+		t.Fatalf("a handle opened after a follower closed: linked %v, %d followers; want linked, %d", late.follow.linked, countFollowers(e), maxFollowers)
+	}
+}
+
+// Handles opened, made to follow (two read locks at once) and closed while
+// readers and writers of other handles of the same file keep opening and
+// closing its fast path leave the entry's followers exactly the open
+// handles that follow, each with its bit as the fast path says, and
+// exclusion holds throughout. Run with -race: the links are guarded by the
+// entry's mutex.
 func TestFollowersChurn(t *testing.T) {
 	p := lockPath(t)
 	r, w := mustOpen(t, p), mustOpen(t, p)
+	r.RLock()
+	r.RLock() // r's readers overlap: it follows
+	r.RUnlock()
+	r.RUnlock()
 	var x exclusionCheck
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -185,11 +252,23 @@ func TestFollowersChurn(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if ok, err := h.TryRLock(); err != nil {
-					t.Error(err)
-				} else if ok {
+				for held := 0; ; held++ {
+					// A second read lock overlaps the first: the handle
+					// follows, while it can hold it.
+					ok, err := h.TryRLock()
+					if err != nil {
+						t.Error(err)
+					}
+					if !ok || held == 2 {
+						for ; held > 0; held-- {
+							h.RUnlock()
+						}
+						if ok {
+							h.RUnlock()
+						}
+						break
+					}
 					x.read()
-					h.RUnlock()
 				}
 				if err := h.Close(); err != nil {
 					t.Error(err)
@@ -214,13 +293,16 @@ func TestFollowersChurn(t *testing.T) {
 		e.mu.Lock()
 		n, open := countFollowers(e), e.fastOpen
 		e.mu.Unlock()
-		if n != 2 {
-			t.Fatalf("%d followers after the churn; want 2, the handles still open", n)
+		if n != 1 || !r.follow.linked || w.follow.linked {
+			t.Fatalf("%d followers after the churn, reader's handle linked %v, writer's %v; want 1, r's alone (w's readers never overlap)", n, r.follow.linked, w.follow.linked)
 		}
 		if open != read {
 			t.Fatalf("read = %v: the entry's fast path open = %v", read, open)
 		}
-		for i, h := range []*RWMutex{r, w} {
+		if w.state.Load()&fastClosedBit == 0 {
+			t.Fatalf("read = %v: the writer's handle, which does not follow, has its fast-path bit clear", read)
+		}
+		for i, h := range []*RWMutex{r} {
 			if closed := h.state.Load()&fastClosedBit != 0; closed == open {
 				t.Fatalf("read = %v: handle %d's fast-path bit says closed = %v, the entry's fast path open = %v", read, i, closed, open)
 			}
