@@ -133,6 +133,24 @@ func BenchmarkRLockParallel(b *testing.B) {
 	parallel(b, m.RLock, m.RUnlock)
 }
 
+// BenchmarkRLockParallelBesideFollowers is BenchmarkRLockParallel with
+// the entry's places for followers all taken, by idle handles whose
+// readers overlapped once: the shared handle takes one of their places.
+func BenchmarkRLockParallelBesideFollowers(b *testing.B) {
+	path := lockPath(b)
+	for i := 0; i < maxFollowers; i++ {
+		h := mustOpen(b, path)
+		h.RLock()
+		h.RLock()
+		h.RUnlock()
+		h.RUnlock()
+	}
+	m := mustOpen(b, path)
+	m.RLock()
+	defer m.RUnlock()
+	parallel(b, m.RLock, m.RUnlock)
+}
+
 // BenchmarkRLockParallelHandles is BenchmarkRLockParallel with a handle
 // per goroutine: every RLock takes an admission from the file's entry.
 func BenchmarkRLockParallelHandles(b *testing.B) {

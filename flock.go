@@ -443,16 +443,26 @@ func (m *RWMutex) rlockSlow(n int64, ctx context.Context, wait bool) (bool, erro
 }
 
 // askToFollow makes the handle follow its entry's fast path (see
-// follower), the first time a reader finds the handle admitted but could
-// not join its admission: its readers overlap, so later ones may join with
-// one addition. Only the first asks, so the entry's mutex is taken at most
-// once for it. The caller's count is in the state, so Close cannot run
-// meanwhile.
+// follower) when a reader finds the handle admitted but could not join its
+// admission: its readers overlap, so later ones may join with one addition.
+// The entry's mutex is taken for it while the entry has room, and when
+// full only at every askEvery-th ask, when an idle follower may give up
+// its place; readers of a handle refused meanwhile take the slow path. The
+// caller's count is in the state, so Close cannot run meanwhile.
 func (m *RWMutex) askToFollow() {
-	if !m.follow.asked.Load() && m.follow.asked.CompareAndSwap(false, true) {
-		m.e.follow(&m.follow)
+	f := &m.follow
+	if f.linked.Load() {
+		return // the fast path is closed
 	}
+	if f.asks.Add(1)%askEvery != 1 && m.e.nfollowers.Load() >= maxFollowers {
+		return
+	}
+	m.e.follow(f)
 }
+
+// askEvery is how many asks to follow (see askToFollow) of a handle refused
+// by a full entry make one that takes the entry's mutex.
+const askEvery = 64
 
 // installAdmission makes the read admission a reader got from the entry
 // the handle's, adding delta to the state with it (the reader's count, if
@@ -613,7 +623,7 @@ func (m *RWMutex) Close() error {
 	e := m.e
 	if m.rm != nil {
 		e = m.rm.cur
-	} else if m.follow.asked.Load() {
+	} else if m.follow.linked.Load() {
 		e.unfollow(&m.follow)
 	}
 	err := registry.release(e)

@@ -96,15 +96,15 @@ func TestHandlesFollowFastPath(t *testing.T) {
 				t.Fatalf("%s: followers badly linked", step)
 			}
 		}
-		if len(linked) != len(followers) || e.nfollowers != len(followers) {
-			t.Fatalf("%s: %d followers (counted %d); want %d", step, len(linked), e.nfollowers, len(followers))
+		if len(linked) != len(followers) || int(e.nfollowers.Load()) != len(followers) {
+			t.Fatalf("%s: %d followers (counted %d); want %d", step, len(linked), e.nfollowers.Load(), len(followers))
 		}
 		for i, h := range open {
 			follows := false
 			for _, f := range followers {
 				follows = follows || f == h
 			}
-			if linked[&h.follow] != follows || h.follow.linked != follows {
+			if linked[&h.follow] != follows || h.follow.linked.Load() != follows {
 				t.Fatalf("%s: handle %d follows = %v; want %v", step, i, linked[&h.follow], follows)
 			}
 			if closed := h.state.Load()&fastClosedBit != 0; closed != (!fast || !follows) {
@@ -146,61 +146,92 @@ func TestHandlesFollowFastPath(t *testing.T) {
 	b.Unlock()
 	d.RLock()
 	expect("read again", true, a)
-	if s := c.state.Load(); s != closedBit|fastClosedBit || c.follow.linked {
-		t.Fatalf("closed handle's state %#x, linked %v; want %#x, unlinked: the entry no longer changes it", s, c.follow.linked, closedBit|fastClosedBit)
+	if s := c.state.Load(); s != closedBit|fastClosedBit || c.follow.linked.Load() {
+		t.Fatalf("closed handle's state %#x, linked %v; want %#x, unlinked: the entry no longer changes it", s, c.follow.linked.Load(), closedBit|fastClosedBit)
 	}
 	d.RUnlock()
 	readAlone()
 	expect("free again", false, a)
 }
 
-// An entry has at most maxFollowers followers; handles beyond them lock as
-// well, their readers taking admissions from the entry, and one may follow
-// once a follower closes. Readers of handles of their own never follow.
+// An entry has at most maxFollowers followers. A handle whose readers
+// overlap while every follower has readers is refused and its readers
+// still lock, on the slow path; it follows once there is room (a follower
+// closed) or, within askEvery more asks, in the place of a follower that
+// has gone idle. A handle asking for the first time takes an idle
+// follower's place at once. Readers of handles of their own never follow.
 func TestFollowersBounded(t *testing.T) {
 	p := lockPath(t)
-	hs := make([]*RWMutex, maxFollowers+3)
+	hs := make([]*RWMutex, maxFollowers+2)
 	for i := range hs {
 		hs[i] = mustOpen(t, p)
 		hs[i].RLock()
 		hs[i].RUnlock()
 	}
 	e := hs[0].e
-	if n := countFollowers(e); n != 0 {
-		t.Fatalf("%d followers after one reader per handle; want 0", n)
-	}
-	for _, h := range hs {
-		h.RLock()
-		h.RLock()
-	}
-	if n := countFollowers(e); n != maxFollowers || e.nfollowers != maxFollowers {
-		t.Fatalf("%d followers (counted %d); want maxFollowers, %d", n, e.nfollowers, maxFollowers)
-	}
-	for i, h := range hs[maxFollowers:] {
-		if h.follow.linked || h.state.Load()&fastClosedBit == 0 {
-			t.Fatalf("handle %d beyond the bound: linked %v, state %#x; want unlinked, its bit set", maxFollowers+i, h.follow.linked, h.state.Load())
+	expect := func(step string, n int, linked, unlinked []*RWMutex) {
+		t.Helper()
+		e.mu.Lock()
+		got, counted := countFollowers(e), e.nfollowers.Load()
+		e.mu.Unlock()
+		if got != n || counted != int32(n) {
+			t.Fatalf("%s: %d followers (counted %d); want %d", step, got, counted, n)
 		}
-		h.RLock() // beyond the bound, still a read lock
-		h.RUnlock()
+		for _, h := range linked {
+			if !h.follow.linked.Load() {
+				t.Fatalf("%s: a handle that should follow does not", step)
+			}
+		}
+		for _, h := range unlinked {
+			if h.follow.linked.Load() || h.state.Load()&fastClosedBit == 0 {
+				t.Fatalf("%s: a handle that should not follow: linked %v, state %#x; want unlinked, its bit set", step, h.follow.linked.Load(), h.state.Load())
+			}
+		}
 	}
-	for _, h := range hs {
-		h.RUnlock()
-		h.RUnlock()
+	held := map[*RWMutex]int{}
+	rlock := func(h *RWMutex) { h.RLock(); held[h]++ }
+	release := func(h *RWMutex) {
+		for ; held[h] > 0; held[h]-- {
+			h.RUnlock()
+		}
 	}
-	if err := hs[0].Close(); err != nil {
+	defer func() {
+		for h := range held {
+			release(h)
+		}
+	}()
+	fs, x0, x1 := hs[:maxFollowers], hs[maxFollowers], hs[maxFollowers+1]
+	expect("one reader per handle", 0, nil, hs)
+	for _, h := range fs {
+		rlock(h)
+		rlock(h) // overlaps: follows, and keeps its readers
+	}
+	for _, h := range []*RWMutex{x0, x1} {
+		rlock(h)
+		rlock(h) // refused: every follower has readers
+	}
+	expect("full, every follower reading", maxFollowers, fs, []*RWMutex{x0, x1})
+
+	release(fs[0]) // idle now
+	for i := 0; i < askEvery && !x0.follow.linked.Load(); i++ {
+		rlock(x0)
+	}
+	expect("one follower idle, x0 asked again", maxFollowers, append([]*RWMutex{x0}, fs[1:]...), []*RWMutex{fs[0], x1})
+
+	release(fs[1])
+	if err := fs[1].Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := countFollowers(e); n != maxFollowers-1 {
-		t.Fatalf("%d followers after one closed; want %d", n, maxFollowers-1)
+	rlock(x1) // asked before: room now
+	expect("a follower closed, x1 asked again", maxFollowers, append([]*RWMutex{x0, x1}, fs[2:]...), []*RWMutex{fs[0]})
+
+	for h := range held {
+		release(h)
 	}
 	late := mustOpen(t, p)
-	late.RLock()
-	late.RLock()
-	defer late.RUnlock()
-	defer late.RUnlock()
-	if !late.follow.linked || countFollowers(e) != maxFollowers {
-		t.Fatalf("a handle opened after a follower closed: linked %v, %d followers; want linked, %d", late.follow.linked, countFollowers(e), maxFollowers)
-	}
+	rlock(late)
+	rlock(late) // first ask: takes an idle follower's place
+	expect("every follower idle, a new handle asked", maxFollowers, []*RWMutex{late}, []*RWMutex{fs[0]})
 }
 
 // Handles opened, made to follow (two read locks at once) and closed while
@@ -293,8 +324,8 @@ func TestFollowersChurn(t *testing.T) {
 		e.mu.Lock()
 		n, open := countFollowers(e), e.fastOpen
 		e.mu.Unlock()
-		if n != 1 || !r.follow.linked || w.follow.linked {
-			t.Fatalf("%d followers after the churn, reader's handle linked %v, writer's %v; want 1, r's alone (w's readers never overlap)", n, r.follow.linked, w.follow.linked)
+		if n != 1 || !r.follow.linked.Load() || w.follow.linked.Load() {
+			t.Fatalf("%d followers after the churn, reader's handle linked %v, writer's %v; want 1, r's alone (w's readers never overlap)", n, r.follow.linked.Load(), w.follow.linked.Load())
 		}
 		if open != read {
 			t.Fatalf("read = %v: the entry's fast path open = %v", read, open)

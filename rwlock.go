@@ -42,10 +42,11 @@ type entry struct {
 	readers atomic.Int64
 
 	mu sync.Mutex
-	// followers are the words that mirror fastOpen (see follower), and
-	// nfollowers how many; guarded by mu.
+	// followers are the words that mirror fastOpen (see follower); guarded
+	// by mu. nfollowers is how many, changed under mu and read without it
+	// by readers asking whether there is room.
 	followers  *follower
-	nfollowers int
+	nfollowers atomic.Int32
 	refs       int       // handles (and entries, for a gate) referring to this entry; guarded by registry.mu
 	fastOpen   bool      // whether readers is unbiased
 	writer     bool      // a writer is admitted
@@ -227,9 +228,9 @@ const fastClosedBit = 1 << 2
 // A follower is a word that mirrors whether an entry's reader fast path is
 // open: while linked, the entry keeps fastClosedBit of word set exactly
 // while the fast path is closed (the word's other bits are its owner's, who
-// never changes that one); unlinked, the bit stays set, as its owner sets
-// it to begin with. A handle's state word follows its entry once two of
-// its readers hold or take read locks at once (see askToFollow), so that a
+// never changes that one); unlinked, the bit is set, as its owner sets it
+// to begin with. A handle's state word follows its entry once two of its
+// readers hold or take read locks at once (see askToFollow), so that a
 // reader joining the handle's read admission learns from the result of its
 // own addition to that word whether it may, with no load of the entry:
 // once a writer of the process queues, readers of an admitted handle must
@@ -237,17 +238,21 @@ const fastClosedBit = 1 << 2
 // nothing to join and never follows.
 //
 // The bit is flipped with an addition, which is as good as setting or
-// clearing it because e knows its value: it is what fastOpen says, both
-// being changed under e.mu only. The cost is one atomic addition per
-// follower whenever the fast path opens or closes, about 5 ns each
-// (BenchmarkRLockRUnlockOtherHandles, when every handle followed: 10 000
-// idle handles made an uncontended RLock+RUnlock 100 µs instead of 1.3),
-// hence maxFollowers.
+// clearing it because e knows its value: it is what fastOpen says while
+// linked, set while not, all changed under e.mu only. The cost is one
+// atomic addition per follower whenever the fast path opens or closes,
+// about 5 ns each (BenchmarkRLockRUnlockOtherHandles, when every handle
+// followed: 10 000 idle handles made an uncontended RLock+RUnlock 100 µs
+// instead of 1.3), hence maxFollowers.
 type follower struct {
 	word       *atomic.Int64
 	prev, next *follower
-	linked     bool        // guarded by the entry's mu
-	asked      atomic.Bool // askToFollow was called: it is called once
+	// linked is whether e follows the word: changed under e.mu, read
+	// without it by the word's readers (and by Close).
+	linked atomic.Bool
+	// asks counts its readers' asks to follow while not linked (see
+	// askToFollow).
+	asks atomic.Uint32
 }
 
 // maxFollowers bounds an entry's followers, so that opening or closing the
@@ -256,13 +261,29 @@ type follower struct {
 // entry, as readers of handles of their own do.
 const maxFollowers = 16
 
-// follow makes f follow e, if e has room for it, clearing its bit (set
-// until then) if the fast path is open now.
+// follow makes f follow e, if e has room for it or a follower idle now
+// (no reader counted in its word) to give it up for f: a follower that
+// asked once keeps no claim, so a handle whose readers overlap now is not
+// kept out by handles that are idle. f's bit (set until then) is cleared
+// if the fast path is open now.
 func (e *entry) follow(f *follower) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if f.linked || e.nfollowers >= maxFollowers {
+	if f.linked.Load() {
 		return
+	}
+	if e.nfollowers.Load() >= maxFollowers {
+		idle := e.followers
+		// The words are handles' states, which count their readers from
+		// readUnit up. Idle is a guess, made without their owners: a
+		// follower given up only has its readers take the slow path.
+		for idle != nil && idle.word.Load() >= readUnit {
+			idle = idle.next
+		}
+		if idle == nil {
+			return
+		}
+		e.unlink(idle)
 	}
 	if e.fastOpen {
 		f.word.Add(-fastClosedBit)
@@ -272,16 +293,24 @@ func (e *entry) follow(f *follower) {
 		e.followers.prev = f
 	}
 	e.followers = f
-	f.linked = true
-	e.nfollowers++
+	f.linked.Store(true)
+	e.nfollowers.Add(1)
 }
 
-// unfollow stops e from changing f's word, whose bit is left as it is.
+// unfollow stops e from changing f's word, if it follows.
 func (e *entry) unfollow(f *follower) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !f.linked {
-		return
+	if f.linked.Load() {
+		e.unlink(f)
+	}
+}
+
+// unlink removes f from e's followers, setting its bit if the fast path
+// is open (it is set otherwise). e.mu must be held.
+func (e *entry) unlink(f *follower) {
+	if e.fastOpen {
+		f.word.Add(fastClosedBit)
 	}
 	if f.prev != nil {
 		f.prev.next = f.next
@@ -292,8 +321,8 @@ func (e *entry) unfollow(f *follower) {
 		f.next.prev = f.prev
 	}
 	f.prev, f.next = nil, nil
-	f.linked = false
-	e.nfollowers--
+	f.linked.Store(false)
+	e.nfollowers.Add(-1)
 }
 
 // markFollowers adds bit (fastClosedBit, or its negation) to every
