@@ -65,9 +65,11 @@ type RWMutex struct {
 	// succeeds only when nothing is held or being acquired through the
 	// handle: from zero, the fast-path bit aside.
 	state atomic.Int64
-	// follow is the entry's link to state, touched only under the entry's
-	// mutex when the fast path opens or closes (which writes state anyway),
-	// when the handle starts following and by Close.
+	// follow is the entry's link to state. Its links are touched only
+	// under the entry's mutex, when the handle starts or stops following
+	// (see askToFollow, Close); its linked flag is read without it, by
+	// readers on the slow path and Close; state itself is written by the
+	// entry when the fast path opens or closes.
 	follow follower
 	// The rest of state's cache line, after follow, is padding: readers
 	// of the handle add to state from every core, and a field read beside
