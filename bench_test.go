@@ -52,9 +52,9 @@ func BenchmarkRLockRUnlock(b *testing.B) {
 // handles open on the same file in the process, idle. Each RLock here
 // takes the OS shared lock and opens the reader fast path, and each
 // RUnlock releases it and closes it, which marks the word of every handle
-// that follows the fast path (see follower): "following" makes every other
-// handle ask to, by taking two read locks at once, so that maxFollowers
-// follow; otherwise none does.
+// that follows the fast path (see follower): with "following" every other
+// handle asks to (overlapReaders), and maxFollowers of them do; without,
+// none does.
 func BenchmarkRLockRUnlockOtherHandles(b *testing.B) {
 	for _, others := range []int{0, 100, 10000} {
 		for _, following := range []bool{false, true} {
@@ -71,10 +71,7 @@ func BenchmarkRLockRUnlockOtherHandles(b *testing.B) {
 				for i := 0; i < others; i++ {
 					h := mustOpen(b, path)
 					if following {
-						h.RLock()
-						h.RLock()
-						h.RUnlock()
-						h.RUnlock()
+						overlapReaders(h)
 					}
 				}
 				b.ReportAllocs()
@@ -139,11 +136,7 @@ func BenchmarkRLockParallel(b *testing.B) {
 func BenchmarkRLockParallelBesideFollowers(b *testing.B) {
 	path := lockPath(b)
 	for i := 0; i < maxFollowers; i++ {
-		h := mustOpen(b, path)
-		h.RLock()
-		h.RLock()
-		h.RUnlock()
-		h.RUnlock()
+		overlapReaders(mustOpen(b, path))
 	}
 	m := mustOpen(b, path)
 	m.RLock()

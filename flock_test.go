@@ -243,10 +243,7 @@ func TestFollowersBounded(t *testing.T) {
 func TestFollowersChurn(t *testing.T) {
 	p := lockPath(t)
 	r, w := mustOpen(t, p), mustOpen(t, p)
-	r.RLock()
-	r.RLock() // r's readers overlap: it follows
-	r.RUnlock()
-	r.RUnlock()
+	overlapReaders(r) // r follows
 	var x exclusionCheck
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

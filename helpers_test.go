@@ -188,3 +188,13 @@ func checkHeldAfterFileClose(t *testing.T, m, other *RWMutex, f *os.File) {
 		t.Fatalf("writing through the new File: %v", err)
 	}
 }
+
+// overlapReaders takes two read locks on m at once and releases them: its
+// readers overlap, so m asks to follow its entry's fast path (see
+// follower) and follows if the entry has room.
+func overlapReaders(m *RWMutex) {
+	m.RLock()
+	m.RLock()
+	m.RUnlock()
+	m.RUnlock()
+}

@@ -86,8 +86,9 @@ func checkClean(t *testing.T, s *summary) {
 		if k.Ops == 0 {
 			t.Errorf("no %s call", k.Kind)
 		}
-		if k.Ops != k.Acquired+k.Busy+k.Cancelled+k.Errors+k.Cut || k.Cut < 0 || (s.Kills == 0 && k.Cut != 0) ||
-			k.BusyOrCancelled != k.Busy+k.Cancelled ||
+		// Calls with no counted end (Cut) are bounded by the run itself,
+		// which errs otherwise (see TestSummaryCountsCallsCutByKills).
+		if k.BusyOrCancelled != k.Busy+k.Cancelled ||
 			(!isTry(i) && k.Busy != 0) || (!isCtx(i) && k.Cancelled != 0) {
 			t.Errorf("%s: %d calls, %d acquired, %d busy, %d cancelled (%d together), %d errors, %d cut by %d kills",
 				k.Kind, k.Ops, k.Acquired, k.Busy, k.Cancelled, k.BusyOrCancelled, k.Errors, k.Cut, s.Kills)
@@ -318,7 +319,8 @@ func runFailing(t *testing.T, args []string) summary {
 // A worker counts a call before it counts the call's end, so a kill between
 // the two leaves a call with no end (CI saw one in 9 kills). The summary
 // counts such calls as cut, and bounds them by the kills: without a kill,
-// or more than one per goroutine of each victim, they are an error.
+// or more than one per goroutine of each victim, they are an error, as is
+// an end counted for a call that was not.
 func TestSummaryCountsCallsCutByKills(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -331,6 +333,7 @@ func TestSummaryCountsCallsCutByKills(t *testing.T) {
 		{"one cut by a kill", 1, 3, 1, false},
 		{"cut without a kill", 0, 3, 1, true},
 		{"more cut than the victims ran goroutines", 1, 2 + 9, 9, true},
+		{"more ends than calls", 0, 1, -1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := createShm(t.TempDir()+"/witness", 1)
@@ -346,7 +349,7 @@ func TestSummaryCountsCallsCutByKills(t *testing.T) {
 			if got := sm.Kinds[kRLock].Cut; got != tc.wantCut || sm.CutCalls != tc.wantCut {
 				t.Errorf("RLock cut %d, calls cut %d; want %d", got, sm.CutCalls, tc.wantCut)
 			}
-			if got := sm.Errors != 0 && strings.Contains(strings.Join(sm.Messages, "\n"), "no counted end"); got != tc.wantError || sm.Errors > 1 {
+			if got := sm.Errors == 1 && strings.Contains(strings.Join(sm.Messages, "\n"), "counted"); got != tc.wantError || sm.Errors > 1 {
 				t.Errorf("errors %d (%q); want an error: %v", sm.Errors, sm.Messages, tc.wantError)
 			}
 		})

@@ -105,12 +105,15 @@ func (p *parent) summarize(elapsed time.Duration, delta int64) *summary {
 		// A worker counts a call before it counts its end, so a kill
 		// between the two leaves a call with no end.
 		ks.Cut = ks.Ops - ks.Acquired - ks.Busy - ks.Cancelled - ks.Errors
+		if ks.Cut < 0 {
+			p.error("%s: %d calls but %d ends counted", ks.Kind, ks.Ops, ks.Ops-ks.Cut)
+		}
 		sm.CutCalls += ks.Cut
 		sm.TotalOps += ks.Ops
 		sm.Kinds = append(sm.Kinds, ks)
 	}
 	// Each kill can cut at most one call per goroutine of its victim.
-	if sm.CutCalls < 0 || sm.CutCalls > p.kills*int64(p.cfg.Goroutines) {
+	if sm.CutCalls > p.kills*int64(p.cfg.Goroutines) {
 		p.error("%d calls have no counted end after %d kills of processes with %d goroutines", sm.CutCalls, p.kills, p.cfg.Goroutines)
 	}
 	sm.Cancelled = sm.Kinds[kLockCtx].Cancelled + sm.Kinds[kRLockCtx].Cancelled
